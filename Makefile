@@ -1,0 +1,30 @@
+# Set-up and entry points. Every target creates .venv when it is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# torch/torchvision first: these exact versions install from local files here;
+# other versions would download gigabytes.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: venv test test-slow bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PINS)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: venv
+	$(PY) -m pytest -q
+
+test-slow: venv
+	$(PY) -m pytest -q -m slow
+
+bench: venv
+	$(PY) scripts/bench_distributions.py
+
+clean:
+	rm -rf build dist src/*.egg-info .pytest_cache

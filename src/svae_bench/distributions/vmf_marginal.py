@@ -1,0 +1,205 @@
+"""The 1-D marginal of the vMF: sampling it exactly, and differentiating samples.
+
+For z ~ vMF(mu, k) on S^(m-1), w = mu.z has density on [-1, 1]
+
+    g(w; k) ∝ exp(k w) (1 - w²)^((m-3)/2).
+
+We work with t = 1 - w in [0, 2], which is exact near the mode where w rounds
+to 1. This module provides
+
+* :func:`sample_t`: exact samples of t, without gradient. m = 3 uses the
+  closed-form inverse CDF; other m use Wood's (1994) rejection sampler with a
+  Beta((m-1)/2, (m-1)/2) proposal and the cancellation-free
+  b = (m-1) / (2k + sqrt(4k² + (m-1)²)). Proposals are drawn in batched rounds
+  (``PROPOSALS_PER_ROUND`` per sample, first accepted wins), so there is no
+  Python loop over samples and, on a GPU, one host synchronisation per call.
+* :class:`ImplicitT`: attaches the exact derivative dt/dk of an accepted
+  sample by implicit reparameterisation (Figurnov et al. 2018):
+  dw/dk = -(dF/dk)(w) / g(w), with dF/dk(w) = ∫_{-1}^{w} (s - A_m(k)) g(s) ds,
+  evaluated with Gauss-Legendre quadrature on whichever tail keeps the
+  integrand of one sign.
+* :func:`pathwise_t`: the official S-VAE's gradient, through the accepted
+  proposal only (biased in k; kept for comparison).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+#: Wood proposals per sample in one round. The acceptance rate is above 0.65
+#: for every m >= 2, k > 0 (tests/test_vmf_sampling.py checks it), so one round
+#: leaves a sample unaccepted with probability < 0.35^8 = 2e-4; the rare rest
+#: get further rounds. Per-op overhead, not arithmetic, dominates at VAE batch
+#: sizes, so 8 proposals cost little more than 1; the gamma draws are the limit.
+PROPOSALS_PER_ROUND = 8
+#: Extra rounds after the first before giving up with an error.
+MAX_EXTRA_ROUNDS = 16
+
+_QUADRATURE_NODES = 64
+#: Lower-tail integrals are truncated where the integrand has fallen by e^-40.
+_TRUNCATION_LOG = 40.0
+
+
+@lru_cache(maxsize=None)
+def _quadrature(device: torch.device) -> tuple[Tensor, Tensor]:
+    """(u, 2 q W) for the 64-point Gauss-Legendre rule (nodes q, weights W) on [0, 1].
+
+    u = 1 - q² is the substitution used by :func:`marginal_dw_dk`; float64.
+    """
+    x, w = np.polynomial.legendre.leggauss(_QUADRATURE_NODES)
+    q = torch.as_tensor((x + 1) / 2, dtype=torch.float64)
+    weights = torch.as_tensor(w / 2, dtype=torch.float64)
+    return (1 - q * q).to(device), (2 * q * weights).to(device)
+
+
+def wood_b(k: Tensor, m: int) -> Tensor:
+    """b = (m-1) / (2k + sqrt(4k² + (m-1)²)), the stable form (no cancellation)."""
+    return (m - 1) / (2 * k + torch.sqrt(4 * k * k + (m - 1) ** 2))
+
+
+def _t_from_ratio(b: Tensor, ratio: Tensor) -> Tensor:
+    """t = 1 - w for a Beta proposal Z = G1/(G1+G2) given ratio = G1/G2.
+
+    w = (1 - (1+b) Z) / (1 - (1-b) Z)  <=>  t = 2 b r / (1 + b r), exact for all Z.
+    """
+    br = b * ratio
+    return 2 * br / (1 + br)
+
+
+def _m3_inverse_cdf(k: Tensor, one_minus_u: Tensor) -> Tensor:
+    """t = -log(1 + (1-u)(e^{-2k} - 1)) / k, the exact inverse CDF for m = 3."""
+    return -torch.clamp_min(torch.log1p(one_minus_u * torch.expm1(-2 * k)), -2 * k) / k
+
+
+@torch.no_grad()
+def sample_t(k: Tensor, m: int) -> tuple[Tensor, Tensor]:
+    """Exact samples of t = 1 - mu.z for vMF(mu, k) on S^(m-1), one per entry of k.
+
+    Args:
+        k: concentrations, any shape, positive.
+        m: ambient dimension, >= 2.
+
+    Returns:
+        (t, noise): t has k's shape and dtype. ``noise`` is the randomness the
+        sample is a deterministic function of given k (1 - u for m = 3, G1/G2 of
+        the accepted Beta proposal otherwise); :func:`pathwise_t` uses it.
+
+    Raises:
+        RuntimeError: if some sample is still unaccepted after the bounded
+        number of rounds (a non-finite or absurd concentration).
+    """
+    if m == 3:
+        one_minus_u = 1 - torch.rand_like(k)
+        return _m3_inverse_cdf(k, one_minus_u), one_minus_u
+
+    b = wood_b(k, m)
+    one_plus_b = 1 + b
+    x0 = (1 - b) / one_plus_b
+    one_minus_x0 = 2 * b / one_plus_b
+    log_norm = torch.log(one_minus_x0 * (2 / one_plus_b))  # log(1 - x0²)
+    alpha = torch.full((2, PROPOSALS_PER_ROUND, *k.shape), 0.5 * (m - 1), dtype=k.dtype, device=k.device)
+
+    def one_round() -> tuple[Tensor, Tensor, Tensor]:
+        gammas = torch._standard_gamma(alpha)
+        ratio = gammas[0] / gammas[1]
+        br = b * ratio
+        t = 2 * br / (1 + br)  # = 1 - w for Z = G1/(G1+G2), without cancellation
+        # Wood's test: k w + (m-1) log(1 - x0 w) - k x0 - (m-1) log(1 - x0²) >= log U
+        log_accept = k * (one_minus_x0 - t) + (m - 1) * (torch.log(one_minus_x0 + x0 * t) - log_norm)
+        accepted = log_accept + torch.empty_like(t).exponential_() >= 0  # -log U ~ Exp(1)
+        first = accepted.to(torch.uint8).argmax(0, keepdim=True)  # first accepted proposal
+        return t.gather(0, first)[0], ratio.gather(0, first)[0], accepted.any(0)
+
+    t, ratio, done = one_round()
+    if not bool(done.all()):  # the only host synchronisation; rarely true
+        for _ in range(MAX_EXTRA_ROUNDS):
+            t_new, ratio_new, done_new = one_round()
+            take = done_new & ~done
+            t = torch.where(take, t_new, t)
+            ratio = torch.where(take, ratio_new, ratio)
+            done = done | done_new
+        if not bool(done.all()):
+            bad = k[~done].flatten()[:3].tolist()
+            raise RuntimeError(
+                f"vMF rejection sampler: no proposal accepted after "
+                f"{(MAX_EXTRA_ROUNDS + 1) * PROPOSALS_PER_ROUND} tries for concentration(s) {bad}; "
+                "concentrations must be finite and positive"
+            )
+    return t, ratio
+
+
+def pathwise_t(k: Tensor, m: int, noise: Tensor) -> Tensor:
+    """t as a differentiable function of k with the sampler's noise held fixed.
+
+    This is the official S-VAE reparameterisation (g_rep without Naesseth's
+    correction term): unbiased for m = 3, biased in k for m != 3.
+    """
+    if m == 3:
+        return _m3_inverse_cdf(k, noise)
+    return _t_from_ratio(wood_b(k, m), noise)
+
+
+def marginal_dw_dk(t: Tensor, k: Tensor, m: int, mean_w: Tensor) -> Tensor:
+    """dw/dk of a sample w = 1 - t of the vMF marginal at fixed CDF value (float64).
+
+    dw/dk = -(dF/dk)(w) / g(w), dF/dk(w) = ∫_{-1}^{w} (s - A) g(s) ds = -∫_w^1 (s - A) g(s) ds.
+    Integrate over the tail on which s - A has one sign: [w, 1] when w >= A,
+    [w - Δ, w] otherwise, with Δ <= 1 + w truncating where the integrand has
+    fallen by e^-40. Both are s = w + h (1 - q²), q in [0, 1], with h = t
+    (upper) or h = -Δ (lower), which gives one formula for both:
+
+        dw/dk = h ∫_0^1 ((w - A) + h u) exp(k h u) ((1 - s²)/(1 - w²))^((m-3)/2) 2q dq,
+        u = 1 - q²,  (1 - s²)/(1 - w²) = (1 - h u / t)(1 + h u / (1 + w)).
+
+    The substitution absorbs the endpoint singularities ((1 - s²)^((m-3)/2)
+    at s = ±1 for m = 2, the fast decay for large k), so a fixed 64-node rule is
+    accurate to ~1e-10 across m in [2, 1001] and k up to 1e5. All arguments
+    broadcast; t, k, mean_w are float64 tensors.
+    """
+    u, weights = _quadrature(t.device)
+    half = 0.5 * (m - 3)
+    w = 1 - t
+    d = 2 - t  # 1 + w
+    # Lower-tail length: log-integrand <= -lam tau - curv tau² / 2; solve = -40.
+    if m > 3:
+        lam = torch.clamp_min(k - (m - 3) * w / (t * d), 0)
+        delta = 2 * _TRUNCATION_LOG / (lam + torch.sqrt(lam * lam + 2 * (m - 3) * _TRUNCATION_LOG))
+    else:
+        delta = _TRUNCATION_LOG / k
+    h = torch.where(w >= mean_w, t, -torch.minimum(d, delta)).unsqueeze(-1)
+    hu = h * u
+    expo = k.unsqueeze(-1) * hu
+    if half != 0.0:
+        # one log of the product, not two log1p: float64 log1p is not vectorised on
+        # the CPU (~40x slower), and only absolute accuracy of the exponent matters here
+        ratio = (1 - hu / t.unsqueeze(-1)) * (1 + hu / d.unsqueeze(-1))
+        expo = expo + half * torch.log(ratio)
+    integrand = ((w - mean_w).unsqueeze(-1) + hu) * torch.exp(expo)
+    return h.squeeze(-1) * (integrand @ weights)
+
+
+class ImplicitT(torch.autograd.Function):
+    """Identity on an exact sample t, with the implicit-reparameterisation dt/dk.
+
+    ``apply(k, t, mean_w, m)``: k and t of the same shape, mean_w = A_m(k)
+    broadcastable to it (passed in so the Bessel ratio is not recomputed).
+    """
+
+    @staticmethod
+    def forward(ctx, k: Tensor, t: Tensor, mean_w: Tensor, m: int):  # type: ignore[override]
+        ctx.save_for_backward(k, t, mean_w)
+        ctx.m = m
+        return t.clone()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_t: Tensor):  # type: ignore[override]
+        k, t, mean_w = ctx.saved_tensors
+        dw_dk = marginal_dw_dk(t.to(torch.float64), k.to(torch.float64), ctx.m, mean_w.to(torch.float64))
+        return (-grad_t * dw_dk).to(k.dtype), None, None, None
