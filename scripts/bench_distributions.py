@@ -10,6 +10,11 @@ milliseconds of one step for
 * vMF: svae_bench.distributions.VonMisesFisher (exact sampler, implicit gradient),
 * PS: svae_bench.distributions.PowerSpherical,
 * Gauss: torch.distributions.Normal with N(0, I) prior (the floor),
+* with --official, "Off.": a re-implementation of the official s-vae-pytorch
+  algorithm as ../shared/paper/NOTES.md describes it (SciPy `ive` on the host
+  for the Bessel terms, a Python while-loop over a mask with one Beta proposal
+  per row per round, float64 sampling, Householder with a 1e-5 fudge), to
+  measure the speed-up against the structure of the official code,
 
 and the ratio vMF / Gauss. Argument validation is off for all three, as in a
 training loop. Timings are medians over --repeats blocks, interleaving the
@@ -19,6 +24,7 @@ families so that machine noise hits all of them alike.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 
@@ -26,6 +32,61 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from svae_bench.distributions import HypersphericalUniform, PowerSpherical, VonMisesFisher
+
+
+class _HostIve(torch.autograd.Function):
+    """scipy.special.ive through the host, as the official code does (for timing only)."""
+
+    @staticmethod
+    def forward(ctx, v, z):
+        import scipy.special
+
+        ctx.save_for_backward(z)
+        ctx.v = v
+        return torch.as_tensor(scipy.special.ive(v, z.detach().cpu().numpy()), dtype=z.dtype).to(z.device)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (z,) = ctx.saved_tensors
+        v = ctx.v
+        return None, grad * (_HostIve.apply(v - 1, z) - _HostIve.apply(v, z) * (v + z) / z)
+
+
+def official_style_step(loc_raw, k_raw, weight):
+    """One step with the official algorithm's structure (see module docstring)."""
+    m = loc_raw.shape[-1]
+    loc = torch.nn.functional.normalize(loc_raw, dim=-1)
+    k = k_raw.unsqueeze(-1)
+    k64 = k.detach().double()
+    b = (-2 * k64 + torch.sqrt(4 * k64**2 + (m - 1) ** 2)) / (m - 1)
+    a = (m - 1 + 2 * k64 + torch.sqrt(4 * k64**2 + (m - 1) ** 2)) / 4
+    d = 4 * a * b / (1 + b) - (m - 1) * math.log(m - 1)
+    w = torch.zeros_like(k64)
+    todo = torch.ones_like(k64, dtype=torch.bool)
+    beta = torch.distributions.Beta(torch.tensor((m - 1) / 2.0), torch.tensor((m - 1) / 2.0))
+    while todo.sum() != 0:  # one proposal per row per round, a host sync each round
+        e = beta.sample(k64.shape).double()
+        u = torch.rand_like(k64)
+        w_ = (1 - (1 + b) * e) / (1 - (1 - b) * e)
+        log_t = 2 * a * b / (1 - (1 - b) * e)
+        accept = (m - 1) * torch.log(log_t) - log_t + d > torch.log(u)
+        new = todo & accept
+        w[new] = w_[new]
+        todo &= ~accept
+    v = torch.randn(*k64.shape[:-1], m - 1, dtype=torch.float64)
+    v = v / v.norm(dim=-1, keepdim=True)
+    x = torch.cat([w, torch.sqrt(1 - w**2) * v], -1)
+    e1 = torch.zeros(m)
+    e1[0] = 1
+    u = (e1 - loc).double()
+    u = u / (u.norm(dim=-1, keepdim=True) + 1e-5)
+    z = (x - 2 * (x * u).sum(-1, keepdim=True) * u).float()
+    ratio = _HostIve.apply(m / 2, k) / _HostIve.apply(m / 2 - 1, k)
+    log_norm = (m / 2 - 1) * torch.log(k) - (m / 2) * math.log(2 * math.pi) - (k + torch.log(_HostIve.apply(m / 2 - 1, k)))
+    entropy = -k * ratio + log_norm
+    log_area = math.log(2.0) + (m / 2) * math.log(math.pi) - math.lgamma(m / 2)
+    kl = (-entropy.squeeze(-1) + log_area)
+    (z @ weight + kl).sum().backward()
 
 
 def make_step(family: str, batch: int, m: int, k: float):
@@ -45,6 +106,9 @@ def make_step(family: str, batch: int, m: int, k: float):
         def step():
             q = PowerSpherical(torch.nn.functional.normalize(loc_raw, dim=-1), k_raw)
             (q.rsample() @ weight + kl_divergence(q, uniform)).sum().backward()
+    elif family == "official":
+        def step():
+            official_style_step(loc_raw, k_raw, weight)
     else:
         def step():
             q = Normal(loc_raw, scale_raw.exp())
@@ -64,6 +128,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7, help="timed blocks per cell (median reported)")
     parser.add_argument("--quick", action="store_true", help="only batch 64, m = 11, k = 50")
+    parser.add_argument("--official", action="store_true", help="also time the official-style algorithm")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.distributions.Distribution.set_default_validate_args(False)
@@ -72,9 +137,11 @@ def main() -> None:
         (b, m, k) for b in (64, 1024) for m in (3, 6, 11, 21, 41) for k in (10.0, 50.0, 100.0)
     ]
     print(f"torch {torch.__version__}, {args.threads} threads, float32 CPU; ms per step (median of {args.repeats})")
-    print(f"{'batch':>5} {'m':>3} {'k':>5} {'vMF':>8} {'PS':>8} {'Gauss':>8} {'vMF/Gauss':>9}")
+    families = ("vmf", "ps", "gauss") + (("official",) if args.official else ())
+    header = f"{'batch':>5} {'m':>3} {'k':>5} {'vMF':>8} {'PS':>8} {'Gauss':>8} {'vMF/Gauss':>9}"
+    print(header + (f" {'Off.':>8} {'Off./vMF':>8}" if args.official else ""))
     for batch, m, k in cells:
-        steps = {f: make_step(f, batch, m, k) for f in ("vmf", "ps", "gauss")}
+        steps = {f: make_step(f, batch, m, k) for f in families}
         n = 200 if batch == 64 else 40
         for step in steps.values():  # warm-up
             time_block(step, n // 4)
@@ -85,7 +152,8 @@ def main() -> None:
         med = {f: statistics.median(v) for f, v in times.items()}
         print(
             f"{batch:>5} {m:>3} {k:>5.0f} {med['vmf']:>8.3f} {med['ps']:>8.3f} {med['gauss']:>8.3f}"
-            f" {med['vmf'] / med['gauss']:>9.2f}",
+            f" {med['vmf'] / med['gauss']:>9.2f}"
+            + (f" {med['official']:>8.3f} {med['official'] / med['vmf']:>8.2f}" if args.official else ""),
             flush=True,
         )
 

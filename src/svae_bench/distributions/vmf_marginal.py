@@ -13,8 +13,9 @@ to 1. This module provides
   b = (m-1) / (2k + sqrt(4k² + (m-1)²)). Proposals are drawn in batched rounds
   (``PROPOSALS_PER_ROUND`` per sample, first accepted wins), so there is no
   Python loop over samples and, on a GPU, one host synchronisation per call.
-* :class:`ImplicitT`: attaches the exact derivative dt/dk of an accepted
-  sample by implicit reparameterisation (Figurnov et al. 2018):
+* :func:`marginal_dw_dk`: the exact derivative dw/dk of an accepted sample by
+  implicit reparameterisation (Figurnov et al. 2018), which rsample attaches
+  in its backward pass:
   dw/dk = -(dF/dk)(w) / g(w), with dF/dk(w) = ∫_{-1}^{w} (s - A_m(k)) g(s) ds,
   evaluated with Gauss-Legendre quadrature on whichever tail keeps the
   integrand of one sign.
@@ -98,31 +99,30 @@ def sample_t(k: Tensor, m: int) -> tuple[Tensor, Tensor]:
         one_minus_u = 1 - torch.rand_like(k)
         return _m3_inverse_cdf(k, one_minus_u), one_minus_u
 
+    # Wood's test  k (w - x0) + (m-1) log((1 - x0 w) / (1 - x0²)) >= log U  for
+    # w = (1 - (1+b) Z) / (1 - (1-b) Z), Z = G1/(G1+G2), x0 = (1-b)/(1+b), written
+    # in r = G1/G2 (exact algebra, no cancellation, fewest tensor ops):
+    #   2kb (1 - r) / ((1+b)(1+br)) + (m-1) log((1+b)(1+r) / (2 (1+br))) >= log U
     b = wood_b(k, m)
     one_plus_b = 1 + b
-    x0 = (1 - b) / one_plus_b
-    one_minus_x0 = 2 * b / one_plus_b
-    log_norm = torch.log(one_minus_x0 * (2 / one_plus_b))  # log(1 - x0²)
+    c_lin = 2 * k * b / one_plus_b
+    c_log = torch.log(one_plus_b * 0.5)
     alpha = torch.full((2, PROPOSALS_PER_ROUND, *k.shape), 0.5 * (m - 1), dtype=k.dtype, device=k.device)
 
-    def one_round() -> tuple[Tensor, Tensor, Tensor]:
+    def one_round() -> tuple[Tensor, Tensor]:
         gammas = torch._standard_gamma(alpha)
         ratio = gammas[0] / gammas[1]
-        br = b * ratio
-        t = 2 * br / (1 + br)  # = 1 - w for Z = G1/(G1+G2), without cancellation
-        # Wood's test: k w + (m-1) log(1 - x0 w) - k x0 - (m-1) log(1 - x0²) >= log U
-        log_accept = k * (one_minus_x0 - t) + (m - 1) * (torch.log(one_minus_x0 + x0 * t) - log_norm)
-        accepted = log_accept + torch.empty_like(t).exponential_() >= 0  # -log U ~ Exp(1)
+        denom = 1 + b * ratio
+        log_accept = c_lin * (1 - ratio) / denom + (m - 1) * (torch.log((1 + ratio) / denom) + c_log)
+        accepted = log_accept + torch.empty_like(ratio).exponential_() >= 0  # -log U ~ Exp(1)
         first = accepted.to(torch.uint8).argmax(0, keepdim=True)  # first accepted proposal
-        return t.gather(0, first)[0], ratio.gather(0, first)[0], accepted.any(0)
+        return ratio.gather(0, first)[0], accepted.any(0)
 
-    t, ratio, done = one_round()
+    ratio, done = one_round()
     if not bool(done.all()):  # the only host synchronisation; rarely true
         for _ in range(MAX_EXTRA_ROUNDS):
-            t_new, ratio_new, done_new = one_round()
-            take = done_new & ~done
-            t = torch.where(take, t_new, t)
-            ratio = torch.where(take, ratio_new, ratio)
+            ratio_new, done_new = one_round()
+            ratio = torch.where(done_new & ~done, ratio_new, ratio)
             done = done | done_new
         if not bool(done.all()):
             bad = k[~done].flatten()[:3].tolist()
@@ -131,7 +131,7 @@ def sample_t(k: Tensor, m: int) -> tuple[Tensor, Tensor]:
                 f"{(MAX_EXTRA_ROUNDS + 1) * PROPOSALS_PER_ROUND} tries for concentration(s) {bad}; "
                 "concentrations must be finite and positive"
             )
-    return t, ratio
+    return _t_from_ratio(b, ratio), ratio
 
 
 def pathwise_t(k: Tensor, m: int, noise: Tensor) -> Tensor:
@@ -182,24 +182,3 @@ def marginal_dw_dk(t: Tensor, k: Tensor, m: int, mean_w: Tensor) -> Tensor:
         expo = expo + half * torch.log(ratio)
     integrand = ((w - mean_w).unsqueeze(-1) + hu) * torch.exp(expo)
     return h.squeeze(-1) * (integrand @ weights)
-
-
-class ImplicitT(torch.autograd.Function):
-    """Identity on an exact sample t, with the implicit-reparameterisation dt/dk.
-
-    ``apply(k, t, mean_w, m)``: k and t of the same shape, mean_w = A_m(k)
-    broadcastable to it (passed in so the Bessel ratio is not recomputed).
-    """
-
-    @staticmethod
-    def forward(ctx, k: Tensor, t: Tensor, mean_w: Tensor, m: int):  # type: ignore[override]
-        ctx.save_for_backward(k, t, mean_w)
-        ctx.m = m
-        return t.clone()
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_t: Tensor):  # type: ignore[override]
-        k, t, mean_w = ctx.saved_tensors
-        dw_dk = marginal_dw_dk(t.to(torch.float64), k.to(torch.float64), ctx.m, mean_w.to(torch.float64))
-        return (-grad_t * dw_dk).to(k.dtype), None, None, None
