@@ -106,15 +106,17 @@ def sample_t(k: Tensor, m: int) -> tuple[Tensor, Tensor]:
     b = wood_b(k, m)
     one_plus_b = 1 + b
     c_lin = 2 * k * b / one_plus_b
-    c_log = torch.log(one_plus_b * 0.5)
+    c_log = (m - 1) * torch.log(one_plus_b * 0.5)
     alpha = torch.full((2, PROPOSALS_PER_ROUND, *k.shape), 0.5 * (m - 1), dtype=k.dtype, device=k.device)
+    # 0-dim constants: tensor-tensor ops cost about half of tensor-Python-scalar ops
+    one, m_minus_1 = torch.tensor([1.0, m - 1.0], dtype=k.dtype, device=k.device).unbind()
 
     def one_round() -> tuple[Tensor, Tensor]:
         gammas = torch._standard_gamma(alpha)
         ratio = gammas[0] / gammas[1]
-        denom = 1 + b * ratio
-        log_accept = c_lin * (1 - ratio) / denom + (m - 1) * (torch.log((1 + ratio) / denom) + c_log)
-        accepted = log_accept + torch.empty_like(ratio).exponential_() >= 0  # -log U ~ Exp(1)
+        denom = torch.addcmul(one, b, ratio)  # 1 + b r
+        log_accept = c_lin * torch.sub(one, ratio) / denom + m_minus_1 * torch.log(torch.add(one, ratio) / denom)
+        accepted = log_accept + c_log >= -torch.empty_like(ratio).exponential_()  # log U = -Exp(1)
         first = accepted.to(torch.uint8).argmax(0, keepdim=True)  # first accepted proposal
         return ratio.gather(0, first)[0], accepted.any(0)
 
