@@ -31,7 +31,7 @@ import time
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from svae_bench.distributions import HypersphericalUniform, PowerSpherical, VonMisesFisher
+from svae_bench.distributions import HypersphericalUniform, PowerSpherical, VonMisesFisher, log_sphere_surface
 
 
 class _HostIve(torch.autograd.Function):
@@ -84,8 +84,7 @@ def official_style_step(loc_raw, k_raw, weight):
     ratio = _HostIve.apply(m / 2, k) / _HostIve.apply(m / 2 - 1, k)
     log_norm = (m / 2 - 1) * torch.log(k) - (m / 2) * math.log(2 * math.pi) - (k + torch.log(_HostIve.apply(m / 2 - 1, k)))
     entropy = -k * ratio + log_norm
-    log_area = math.log(2.0) + (m / 2) * math.log(math.pi) - math.lgamma(m / 2)
-    kl = (-entropy.squeeze(-1) + log_area)
+    kl = -entropy.squeeze(-1) + log_sphere_surface(m)
     (z @ weight + kl).sum().backward()
 
 
