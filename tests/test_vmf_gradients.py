@@ -169,3 +169,14 @@ def test_cuda_matches_cpu(device):
     assert math.isclose(kl_gpu.item(), kl_divergence(q_cpu, HypersphericalUniform(m)).item(), rel_tol=1e-6)
     z = q_gpu.rsample((1000,))
     assert z.device.type == "cuda" and torch.isfinite(z).all()
+
+
+def test_double_backward_is_refused_not_silently_wrong():
+    # the hand-written backwards are first-order exact only; create_graph must raise
+    mu = unit(torch.ones(5, dtype=torch.float64))
+    k = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    q = VonMisesFisher(mu, k)
+    with pytest.raises(RuntimeError, match="first derivatives only"):
+        torch.autograd.grad(q.rsample().sum(), k, create_graph=True)
+    with pytest.raises(RuntimeError, match="first derivatives only"):
+        torch.autograd.grad(kl_divergence(q, HypersphericalUniform(5)), k, create_graph=True)

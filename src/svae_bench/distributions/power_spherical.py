@@ -20,7 +20,7 @@ from torch.distributions.kl import register_kl
 
 from .constraints import unit_sphere
 from .hyperspherical_uniform import HypersphericalUniform
-from .sphere import log_sphere_surface, polar_to_sphere, uniform_tangent
+from .sphere import log_sphere_surface, polar_to_sphere
 
 
 class PowerSpherical(Distribution):
@@ -89,8 +89,8 @@ class PowerSpherical(Distribution):
         alpha, beta = self._alpha_beta
         b = Beta(torch.full_like(alpha, beta), alpha).rsample(sample_shape)
         t = (2 * b).clamp_min(torch.finfo(b.dtype).tiny)
-        v = uniform_tangent(shape, self.dim, self.loc.dtype, self.loc.device)
-        return polar_to_sphere(self.loc.expand(*shape, self.dim), t, v)
+        tangent = torch.randn(*shape, self.dim, dtype=self.loc.dtype, device=self.loc.device)
+        return polar_to_sphere(self.loc.expand(*shape, self.dim), t, tangent)
 
 
 @register_kl(PowerSpherical, HypersphericalUniform)

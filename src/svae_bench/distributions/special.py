@@ -97,11 +97,12 @@ def _series_constants(v: float, device: torch.device) -> tuple[Tensor, Tensor]:
 
 
 @lru_cache(maxsize=256)
-def _debye_scalar_constants(v: float, device: torch.device) -> tuple[Tensor, Tensor, float]:
-    """For a fixed order v: (-n, coef, const) with S = sum_n D_n r^-n, T = sum_n n D_n r^-n.
+def _debye_scalar_constants(v: float, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """For a fixed order v: (-n - 1/2, coef, const, v) with S = sum_n D_n r^-n, T = sum_n n D_n r^-n.
 
     D_n = sum_{k + 2j = n} C[k, j] v^(2j) regroups sum_k r^-k P_k(v²/r²) by powers
-    of 1/r, so one exp and one small matmul evaluate S and T. coef = [D, n D].
+    of 1/r, so one exp and one small matmul evaluate S / sqrt(r) and T / sqrt(r).
+    coef = [D, n D]; const and v are 0-dim float64 tensors.
     """
     n_max = 3 * _DEBYE_TERMS
     d = [Fraction(0)] * (n_max + 1)
@@ -113,7 +114,8 @@ def _debye_scalar_constants(v: float, device: torch.device) -> tuple[Tensor, Ten
     dn = torch.tensor([float(x) for x in d], dtype=torch.float64)
     coef = torch.stack([dn, n * dn], dim=1)
     const = v * math.log(2.0) - 0.5 * math.log(2 * math.pi) + math.lgamma(v + 1)
-    return (-n).to(device), coef.to(device), const
+    scalars = torch.tensor([const, v], dtype=torch.float64, device=device)
+    return (-n - 0.5).to(device), coef.to(device), scalars[0], scalars[1]
 
 
 def _series(v: Tensor | float, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -144,15 +146,16 @@ def _debye(v: Tensor | float, x: Tensor) -> tuple[Tensor, Tensor]:
     R_v(x) = x / (v + r) - x / (2 r²) + S'/S with S' = -(x / r²) T.
     """
     if not isinstance(v, Tensor) and v <= _FAST_DEBYE_MAX_ORDER:
-        neg_n, coef, const = _debye_scalar_constants(v, x.device)
-        r = torch.hypot(x, torch.tensor(v, dtype=x.dtype, device=x.device))
+        neg_n, coef, const, v_t = _debye_scalar_constants(v, x.device)
+        r = torch.hypot(x, v_t)
         log_r = torch.log(r)
+        # s = S / sqrt(r), t = T / sqrt(r): the exponents are -n - 1/2
         s, t = (torch.exp(torch.outer(log_r, neg_n)) @ coef).unbind(-1) if x.dim() == 1 else (
             torch.exp(log_r.unsqueeze(-1) * neg_n) @ coef
         ).unbind(-1)
-        v_plus_r = v + r
-        log_i = r - v * torch.log(v_plus_r) + torch.log(s) - 0.5 * log_r + const
-        ratio = x * (torch.reciprocal(v_plus_r) - (0.5 + t / s) / (r * r))
+        v_plus_r = r + v_t
+        log_i = torch.log(s) + (r - v_t * torch.log(v_plus_r) + const)
+        ratio = x * (torch.reciprocal(v_plus_r) - (t / s + 0.5) / (r * r))
         return log_i, ratio
     powers, coef = _debye_constants(x.device)
     v2 = v * v
@@ -169,22 +172,23 @@ def _debye(v: Tensor | float, x: Tensor) -> tuple[Tensor, Tensor]:
     return log_i, ratio
 
 
-def _log_normalized_bessel_f64(v: Tensor | float, x: Tensor) -> tuple[Tensor, Tensor]:
-    small = x <= _SWITCH
+def bessel_values(v: Tensor | float, x: Tensor) -> tuple[Tensor, Tensor]:
+    """(log Ĩ_v(x), R_v(x)) for float64 x, without autograd (the kernel behind everything here)."""
     if x.device.type == "cpu" and x.numel() > 0:
         # On the CPU a data-dependent branch costs no device synchronisation, and
         # skipping the region nobody is in halves the op count at VAE batch sizes.
-        n_small = int(small.sum())
-        if n_small == x.numel():
+        lo, hi = torch.aminmax(x)
+        if hi.item() <= _SWITCH:
             return _series(v, x)
-        if n_small == 0:
+        if lo.item() > _SWITCH:
             return _debye(v, x)
+    small = x <= _SWITCH
     ls, rs = _series(v, torch.clamp(x, max=_SWITCH))
     ld, rd = _debye(v, torch.clamp(x, min=_SWITCH))
     return torch.where(small, ls, ld), torch.where(small, rs, rd)
 
 
-def _ratio_derivative(v: Tensor | float, x: Tensor, ratio: Tensor) -> Tensor:
+def ratio_derivative(v: Tensor | float, x: Tensor, ratio: Tensor) -> Tensor:
     """R_v'(x) = 1 - R² - (2v + 1) R / x, with its limit 1 / (2v + 2) at x = 0."""
     safe_x = torch.where(x > 0, x, torch.ones_like(x))
     d = 1 - ratio * ratio - (2 * v + 1) * ratio / safe_x
@@ -198,7 +202,7 @@ class _LogNormalizedBessel(torch.autograd.Function):
     def forward(ctx, v: Tensor | float, x: Tensor):  # type: ignore[override]
         v64 = v.to(torch.float64) if isinstance(v, Tensor) else float(v)
         x64 = x.to(torch.float64)
-        log_i, ratio = _log_normalized_bessel_f64(v64, x64)
+        log_i, ratio = bessel_values(v64, x64)
         ctx.save_for_backward(x64, ratio)
         ctx.v = v64
         ctx.x_dtype = x.dtype
@@ -210,7 +214,7 @@ class _LogNormalizedBessel(torch.autograd.Function):
         x64, ratio = ctx.saved_tensors
         grad = grad_log_i * ratio
         if grad_ratio is not None:
-            grad = grad + grad_ratio * _ratio_derivative(ctx.v, x64, ratio)
+            grad = grad + grad_ratio * ratio_derivative(ctx.v, x64, ratio)
         return None, grad.to(ctx.x_dtype)
 
 

@@ -2,8 +2,15 @@
 
 Both the vMF and the Power Spherical distribution sample in "polar" form: a
 scalar t = 1 - mu.z in [0, 2] (the distance to the mode along mu, kept instead
-of w = mu.z because it is exact near the mode), a direction v uniform on the
-tangent sphere S^(m-2), and an orthogonal map taking e1 to mu.
+of w = mu.z because it is exact near the mode) and a direction e uniform on the
+great subsphere orthogonal to mu:
+
+    z = (1 - t) mu + rho(t) e,   rho(t) = sqrt(t (2 - t)).
+
+e is the normalised projection of a standard normal vector g in R^m onto the
+tangent space of mu: the projection of an isotropic Gaussian is isotropic in
+that space, so e is exactly uniform for every mu (mu = +-e1 included), with no
+reflection to construct and nothing to special-case.
 """
 
 from __future__ import annotations
@@ -13,34 +20,41 @@ import math
 import torch
 from torch import Tensor
 
+from ._fast import constants, refuse_double_backward
+
 
 def log_sphere_surface(m: int) -> float:
     """log |S^(m-1)|, the surface area of the unit sphere in R^m (nats)."""
     return math.log(2.0) + 0.5 * m * math.log(math.pi) - math.lgamma(0.5 * m)
 
 
-def uniform_tangent(shape: torch.Size, m: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """Directions uniform on S^(m-2), shape (*shape, m-1). For m = 2 this is a random sign."""
-    v = torch.randn(*shape, m - 1, dtype=dtype, device=device)
-    return v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
+def uniform_tangent(loc: Tensor, noise: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Direction uniform on the great subsphere orthogonal to each row of ``loc``.
 
+    Args:
+        loc: (..., m) unit vectors mu.
+        noise: (..., m) standard normal vectors g.
 
-def _householder_parts(loc: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """sigma, 1 + |mu_1|, c = (mu_rest . v) / (1 + |mu_1|), and Q (0, v) (see polar_to_sphere)."""
-    first = loc[..., :1]
-    sigma = torch.where(first >= 0, 1.0, -1.0).to(loc.dtype)
-    denom = 1 + first.abs()
-    c = (loc[..., 1:] * v).sum(-1, keepdim=True) / denom
-    # Q (0, v) = -sigma (0, v) + (e1 + sigma mu) c
-    rotated = sigma * c * loc + torch.nn.functional.pad(-sigma * v, (1, 0))
-    rotated[..., :1] += c
-    return sigma, denom, c, rotated
+    Returns:
+        (p, s, n): p = g - (g.mu) mu, s = g.mu (..., 1) and n = |p| (..., 1), so
+        that e = p / n. For m = 2 the tangent "sphere" is two points and e is a
+        random sign times the perpendicular of mu.
+    """
+    s = torch.linalg.vecdot(noise, loc).unsqueeze(-1)
+    p = torch.addcmul(noise, s, loc, value=-1)
+    # Project twice ("twice is enough", Kahan/Parlett): when g is nearly parallel
+    # to mu, p has a rounding error along mu of relative size eps |g| / |p|.
+    s_again = torch.linalg.vecdot(p, loc).unsqueeze(-1)
+    p = torch.addcmul(p, s_again, loc, value=-1)
+    s = s + s_again
+    n = torch.linalg.vector_norm(p, dim=-1, keepdim=True).clamp_min(torch.finfo(p.dtype).tiny)
+    return p, s, n
 
 
 class _PolarToSphere(torch.autograd.Function):
-    """z = (1 - t) mu + rho(t) Q_mu (0, v), with a hand-written backward in mu and t.
+    """z = (1 - t) mu + rho(t) p / |p|, with a hand-written backward in mu and t.
 
-    The backward is a few fused tensor expressions instead of ~40 autograd
+    The backward is a few fused tensor expressions instead of ~30 autograd
     nodes; this matters because per-op overhead dominates at VAE batch sizes.
     If ``dt_dk`` is given, t is a function of the concentration k with that
     derivative (computed lazily, only when a gradient is needed), and the
@@ -48,50 +62,50 @@ class _PolarToSphere(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, loc: Tensor, t: Tensor, v: Tensor, k: Tensor | None, dt_dk):  # type: ignore[override]
-        sigma, denom, c, rotated = _householder_parts(loc, v)
-        rho = torch.sqrt(t * (2 - t)).unsqueeze(-1)
-        ctx.save_for_backward(loc, t, v, sigma, denom, c, rotated, rho)
+    def forward(ctx, loc: Tensor, t: Tensor, noise: Tensor, k: Tensor | None, dt_dk):  # type: ignore[override]
+        one, two = constants((1.0, 2.0), t.dtype, t.device)
+        p, s, n = uniform_tangent(loc, noise)
+        t = t.unsqueeze(-1)
+        one_minus_t = torch.sub(one, t)
+        rho = torch.sqrt(t * torch.sub(two, t))
+        a = rho / n
+        ctx.save_for_backward(loc, noise, p, s, n, one_minus_t, rho, a)
         ctx.dt_dk = dt_dk
-        return (1 - t).unsqueeze(-1) * loc + rho * rotated
+        return torch.addcmul(one_minus_t * loc, a, p)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        loc, t, v, sigma, denom, c, rotated, rho = ctx.saved_tensors
+        refuse_double_backward("polar_to_sphere")
+        loc, noise, p, s, n, one_minus_t, rho, a = ctx.saved_tensors
         grad_loc = grad_t = grad_k = None
+        g_mu = torch.linalg.vecdot(grad, loc).unsqueeze(-1)
+        g_p = torch.linalg.vecdot(grad, p).unsqueeze(-1)
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[3]:
-            # dz/dt = -mu + (1 - t) / rho * Q(0, v)
-            drho = (1 - t).unsqueeze(-1) / rho
-            grad_t = ((drho * rotated - loc) * grad).sum(-1)
+            # dz/dt = -mu + ((1 - t) / rho) e, with e = p / n
+            grad_t = (one_minus_t * g_p / (rho * n) - g_mu).squeeze(-1)
             if ctx.needs_input_grad[3]:
                 grad_k, grad_t = grad_t * ctx.dt_dk(), None
         if ctx.needs_input_grad[0]:
-            # z = (1-t) mu + rho (-sigma (0,v) + u c), u = e1 + sigma mu,
-            # dc/dmu_rest = v / denom, dc/dmu_1 = -sigma c / denom
-            g_dot_u = grad[..., :1] + sigma * (grad * loc).sum(-1, keepdim=True)
-            scale = rho * g_dot_u / denom
-            grad_loc = (1 - t).unsqueeze(-1) * grad + rho * sigma * c * grad
-            grad_loc = grad_loc + torch.nn.functional.pad(scale * v, (1, 0))
-            grad_loc[..., :1] -= scale * sigma * c
+            # With e = p / n, p = g - s mu, s = g.mu, and mu.e = 0:
+            # dL/dmu = (1 - t) G - a s (G - (G.p / n²) p) - a (G.mu) g,   a = rho / n
+            a_s = a * s
+            grad_loc = torch.addcmul((one_minus_t - a_s) * grad, a_s * g_p / (n * n), p)
+            grad_loc = torch.addcmul(grad_loc, a * g_mu, noise, value=-1)
         return grad_loc, grad_t, None, grad_k, None
 
 
-def polar_to_sphere(loc: Tensor, t: Tensor, v: Tensor, k: Tensor | None = None, dt_dk=None) -> Tensor:
-    """Point z on S^(m-1) with mu.z = 1 - t and tangent direction v, rotated to loc.
+def polar_to_sphere(loc: Tensor, t: Tensor, noise: Tensor, k: Tensor | None = None, dt_dk=None) -> Tensor:
+    """Point z on S^(m-1) with mu.z = 1 - t and a tangent direction drawn from ``noise``.
 
     Args:
         loc: (..., m) unit mean directions mu.
         t: (...) values of 1 - mu.z in (0, 2].
-        v: (..., m-1) unit tangent directions (uniform on S^(m-2) for sampling).
+        noise: (..., m) standard normal vectors; their projection orthogonal to
+            mu, normalised, is the tangent direction (uniform for Gaussian noise).
 
     Returns:
-        z: (..., m), computed as Q (1 - t, rho v) with rho = sqrt(t (2 - t)) and
-        Q = -sigma H, where H is the Householder reflection along e1 + sigma mu and
-        sigma = sign(mu_1) (+1 at 0). Choosing the sign this way keeps the
-        reflection vector far from zero, so the map is exact to rounding for
-        every mu, mu = +-e1 included (no 1e-5 fudge as in the official code).
-        Differentiable in loc and t; or, if ``k`` and ``dt_dk`` (a callable
+        z: (..., m) = (1 - t) mu + sqrt(t (2 - t)) e, unit to rounding for every
+        mu. Differentiable in loc and t; or, if ``k`` and ``dt_dk`` (a callable
         returning dt/dk with t's shape) are given, in loc and k.
     """
-    return _PolarToSphere.apply(loc, t, v, k, dt_dk)
+    return _PolarToSphere.apply(loc, t, noise, k, dt_dk)

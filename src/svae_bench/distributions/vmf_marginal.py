@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._fast import constants
+
 
 #: Wood proposals per sample in one round. The acceptance rate is above 0.65
 #: for every m >= 2, k > 0 (tests/test_vmf_sampling.py checks it), so one round
@@ -61,7 +63,9 @@ def _quadrature(device: torch.device) -> tuple[Tensor, Tensor]:
 
 def wood_b(k: Tensor, m: int) -> Tensor:
     """b = (m-1) / (2k + sqrt(4k² + (m-1)²)), the stable form (no cancellation)."""
-    return (m - 1) / (2 * k + torch.sqrt(4 * k * k + (m - 1) ** 2))
+    (m_minus_1,) = constants((m - 1.0,), k.dtype, k.device)
+    two_k = k + k
+    return m_minus_1 / (two_k + torch.hypot(two_k, m_minus_1))
 
 
 def _t_from_ratio(b: Tensor, ratio: Tensor) -> Tensor:
@@ -70,12 +74,18 @@ def _t_from_ratio(b: Tensor, ratio: Tensor) -> Tensor:
     w = (1 - (1+b) Z) / (1 - (1-b) Z)  <=>  t = 2 b r / (1 + b r), exact for all Z.
     """
     br = b * ratio
-    return 2 * br / (1 + br)
+    return (br + br) / (br + 1)
 
 
 def _m3_inverse_cdf(k: Tensor, one_minus_u: Tensor) -> Tensor:
     """t = -log(1 + (1-u)(e^{-2k} - 1)) / k, the exact inverse CDF for m = 3."""
     return -torch.clamp_min(torch.log1p(one_minus_u * torch.expm1(-2 * k)), -2 * k) / k
+
+
+@lru_cache(maxsize=64)
+def _gamma_shapes(shape: torch.Size, m: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """The (2, PROPOSALS_PER_ROUND, *shape) tensor of Gamma shapes (m-1)/2 (cached, read-only)."""
+    return torch.full((2, PROPOSALS_PER_ROUND, *shape), 0.5 * (m - 1), dtype=dtype, device=device)
 
 
 @torch.no_grad()
@@ -101,24 +111,24 @@ def sample_t(k: Tensor, m: int) -> tuple[Tensor, Tensor]:
 
     # Wood's test  k (w - x0) + (m-1) log((1 - x0 w) / (1 - x0²)) >= log U  for
     # w = (1 - (1+b) Z) / (1 - (1-b) Z), Z = G1/(G1+G2), x0 = (1-b)/(1+b), written
-    # in r = G1/G2 (exact algebra, no cancellation, fewest tensor ops):
-    #   2kb (1 - r) / ((1+b)(1+br)) + (m-1) log((1+b)(1+r) / (2 (1+br))) >= log U
+    # in r = G1/G2 (exact algebra, no cancellation) and divided by m - 1:
+    #   c (1 - r) / (1 + br) + log(((1+b)/2) (1 + r) / (1 + br)) + E / (m-1) >= 0,
+    # c = 2kb / ((m-1)(1+b)), E ~ Exp(1). Ops are counted: each costs microseconds.
+    one, m_minus_1 = constants((1.0, m - 1.0), k.dtype, k.device)
     b = wood_b(k, m)
-    one_plus_b = 1 + b
-    c_lin = 2 * k * b / one_plus_b
-    c_log = (m - 1) * torch.log(one_plus_b * 0.5)
-    alpha = torch.full((2, PROPOSALS_PER_ROUND, *k.shape), 0.5 * (m - 1), dtype=k.dtype, device=k.device)
-    # 0-dim constants: tensor-tensor ops cost about half of tensor-Python-scalar ops
-    one, m_minus_1 = torch.tensor([1.0, m - 1.0], dtype=k.dtype, device=k.device).unbind()
+    one_plus_b = b + one
+    c = (k + k) * b / (one_plus_b * m_minus_1)
+    half_one_plus_b = one_plus_b * 0.5
+    alpha = _gamma_shapes(k.shape, m, k.dtype, k.device)
 
     def one_round() -> tuple[Tensor, Tensor]:
         gammas = torch._standard_gamma(alpha)
         ratio = gammas[0] / gammas[1]
         denom = torch.addcmul(one, b, ratio)  # 1 + b r
-        log_accept = c_lin * torch.sub(one, ratio) / denom + m_minus_1 * torch.log(torch.add(one, ratio) / denom)
-        accepted = log_accept + c_log >= -torch.empty_like(ratio).exponential_()  # log U = -Exp(1)
-        first = accepted.to(torch.uint8).argmax(0, keepdim=True)  # first accepted proposal
-        return ratio.gather(0, first)[0], accepted.any(0)
+        score = c * torch.sub(one, ratio) / denom + torch.log(torch.add(ratio, one) * half_one_plus_b / denom)
+        score += torch.empty_like(score).exponential_(m - 1.0)
+        accepted, first = score.sign().max(0, keepdim=True)  # first accepted proposal (ties: first index)
+        return ratio.gather(0, first)[0], accepted[0] > 0
 
     ratio, done = one_round()
     if not bool(done.all()):  # the only host synchronisation; rarely true
@@ -157,7 +167,7 @@ def marginal_dw_dk(t: Tensor, k: Tensor, m: int, mean_w: Tensor) -> Tensor:
     (upper) or h = -Δ (lower), which gives one formula for both:
 
         dw/dk = h ∫_0^1 ((w - A) + h u) exp(k h u) ((1 - s²)/(1 - w²))^((m-3)/2) 2q dq,
-        u = 1 - q²,  (1 - s²)/(1 - w²) = (1 - h u / t)(1 + h u / (1 + w)).
+        u = 1 - q²,  (1 - s²)/(1 - w²) = (t - h u)(2 - t + h u) / (t (2 - t)).
 
     The substitution absorbs the endpoint singularities ((1 - s²)^((m-3)/2)
     at s = ±1 for m = 2, the fast decay for large k), so a fixed 64-node rule is
@@ -165,22 +175,27 @@ def marginal_dw_dk(t: Tensor, k: Tensor, m: int, mean_w: Tensor) -> Tensor:
     broadcast; t, k, mean_w are float64 tensors.
     """
     u, weights = _quadrature(t.device)
+    one, two, k_max = constants((1.0, 2.0, _TRUNCATION_LOG), t.dtype, t.device)
     half = 0.5 * (m - 3)
-    w = 1 - t
-    d = 2 - t  # 1 + w
+    w = torch.sub(one, t)
+    d = torch.sub(two, t)  # 1 + w
+    td = t * d  # 1 - w²
     # Lower-tail length: log-integrand <= -lam tau - curv tau² / 2; solve = -40.
     if m > 3:
-        lam = torch.clamp_min(k - (m - 3) * w / (t * d), 0)
-        delta = 2 * _TRUNCATION_LOG / (lam + torch.sqrt(lam * lam + 2 * (m - 3) * _TRUNCATION_LOG))
+        (root_c,) = constants((math.sqrt(2 * (m - 3) * _TRUNCATION_LOG),), t.dtype, t.device)
+        lam = torch.clamp_min(k - (m - 3) * w / td, 0)
+        delta = (k_max + k_max) / (lam + torch.hypot(lam, root_c))
     else:
-        delta = _TRUNCATION_LOG / k
+        delta = k_max / k
     h = torch.where(w >= mean_w, t, -torch.minimum(d, delta)).unsqueeze(-1)
     hu = h * u
-    expo = k.unsqueeze(-1) * hu
     if half != 0.0:
-        # one log of the product, not two log1p: float64 log1p is not vectorised on
-        # the CPU (~40x slower), and only absolute accuracy of the exponent matters here
-        ratio = (1 - hu / t.unsqueeze(-1)) * (1 + hu / d.unsqueeze(-1))
-        expo = expo + half * torch.log(ratio)
+        # exponent k h u + half log((t - hu)(d + hu) / (t d)): one log of a product,
+        # not two log1p (float64 log1p is not vectorised on the CPU, ~40x slower),
+        # and only the exponent's absolute accuracy matters here
+        expo = torch.addcmul((-half * torch.log(td)).unsqueeze(-1), k.unsqueeze(-1), hu)
+        expo = torch.add(expo, torch.log((t.unsqueeze(-1) - hu) * (d.unsqueeze(-1) + hu)), alpha=half)
+    else:
+        expo = k.unsqueeze(-1) * hu
     integrand = ((w - mean_w).unsqueeze(-1) + hu) * torch.exp(expo)
     return h.squeeze(-1) * (integrand @ weights)

@@ -22,10 +22,11 @@ from torch.distributions import Distribution, constraints
 from torch.distributions.kl import register_kl
 from torch.distributions.utils import lazy_property
 
+from ._fast import refuse_double_backward
 from .constraints import unit_sphere
 from .hyperspherical_uniform import HypersphericalUniform
-from .special import log_normalized_bessel
-from .sphere import log_sphere_surface, polar_to_sphere, uniform_tangent
+from .special import bessel_values, ratio_derivative
+from .sphere import log_sphere_surface, polar_to_sphere
 from .vmf_marginal import marginal_dw_dk, pathwise_t, sample_t
 
 RsampleGrad = Literal["implicit", "pathwise"]
@@ -67,10 +68,14 @@ class VonMisesFisher(Distribution):
             raise ValueError(f"rsample_grad must be 'implicit' or 'pathwise', got {rsample_grad!r}")
         if not isinstance(concentration, Tensor):
             concentration = torch.as_tensor(concentration, dtype=loc.dtype, device=loc.device)
-        batch_shape = torch.broadcast_shapes(loc.shape[:-1], concentration.shape)
+        batch_shape = loc.shape[:-1]
+        if concentration.shape != batch_shape:  # (the common case skips two autograd nodes)
+            batch_shape = torch.broadcast_shapes(batch_shape, concentration.shape)
+            loc = loc.expand(*batch_shape, loc.shape[-1])
+            concentration = concentration.expand(batch_shape)
         self.dim = loc.shape[-1]
-        self.loc = loc.expand(*batch_shape, self.dim)
-        self.concentration = concentration.expand(batch_shape)
+        self.loc = loc
+        self.concentration = concentration
         self.rsample_grad = rsample_grad
         super().__init__(batch_shape, torch.Size([self.dim]), validate_args=validate_args)
 
@@ -85,15 +90,31 @@ class VonMisesFisher(Distribution):
         new._validate_args = self._validate_args
         return new
 
-    # -- special functions, cached: (log Ĩ_v(k), A_m(k)) in float64 ---------------------
+    # -- special functions, cached: k, log Ĩ_v(k), A_m(k) in float64, no graph ---------
     @lazy_property
-    def _bessel(self) -> tuple[Tensor, Tensor]:
-        return log_normalized_bessel(0.5 * self.dim - 1, self.concentration)
+    def _bessel(self) -> tuple[Tensor, Tensor, Tensor]:
+        with torch.no_grad():
+            k64 = self.concentration.to(torch.float64)
+            return (k64, *bessel_values(0.5 * self.dim - 1, k64))
+
+    def _of_concentration(self, value: Tensor, derivative) -> Tensor:
+        """``value`` (float64, batch_shape) cast to loc's dtype, with d/dk = ``derivative()``."""
+        return _OfConcentration.apply(self.concentration, value, derivative, self.loc.dtype)
+
+    def _dA_dk(self) -> Tensor:
+        """A'(k) = 1 - A² - (m-1) A / k (float64; limit 1/m at k = 0)."""
+        k64, _, mean_w = self._bessel
+        return ratio_derivative(0.5 * self.dim - 1, k64, mean_w)
+
+    def _k_dA_dk(self) -> Tensor:
+        """k A'(k) = k (1 - A²) - (m-1) A (float64), with no division: d KL / dk."""
+        k64, _, mean_w = self._bessel
+        return torch.addcmul(k64 - (self.dim - 1) * mean_w, k64 * mean_w, mean_w, value=-1)
 
     @property
     def mean_resultant_length(self) -> Tensor:
         """A_m(k) = I_{m/2}(k) / I_{m/2-1}(k) = E[mu.z], shape batch_shape."""
-        return self._bessel[1].to(self.loc.dtype)
+        return self._of_concentration(self._bessel[2], self._dA_dk)
 
     @property
     def mean(self) -> Tensor:
@@ -104,48 +125,69 @@ class VonMisesFisher(Distribution):
         return self.loc
 
     def log_normalizer(self) -> Tensor:
-        """log C_m(k) = -log|S^(m-1)| - log Ĩ_v(k), shape batch_shape (float64)."""
-        return -log_sphere_surface(self.dim) - self._bessel[0]
+        """log C_m(k) = -log|S^(m-1)| - log Ĩ_v(k), shape batch_shape, in loc's dtype."""
+        return self._of_concentration(-log_sphere_surface(self.dim) - self._bessel[1], lambda: -self._bessel[2])
 
     # -- densities ------------------------------------------------------------------------
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:
             self._validate_sample(value)
-        k64 = self.concentration.to(torch.float64)
+        k64, log_i, mean_w = self._bessel
         # log C + k mu.z written as (log C + k) - k (1 - mu.z): no cancellation at large k
-        log_c_plus_k = (self.log_normalizer() + k64).to(value.dtype)
+        log_c_plus_k = self._of_concentration(k64 - log_i - log_sphere_surface(self.dim), lambda: 1 - mean_w)
         return log_c_plus_k - self.concentration * (1 - (self.loc * value).sum(-1))
 
     def entropy(self) -> Tensor:
-        log_i, mean_w = self._bessel
-        k64 = self.concentration.to(torch.float64)
-        return (log_sphere_surface(self.dim) + log_i - k64 * mean_w).to(self.loc.dtype)
+        k64, log_i, mean_w = self._bessel
+        return self._of_concentration(
+            log_sphere_surface(self.dim) + log_i - k64 * mean_w, lambda: -self._k_dA_dk()
+        )
 
     def kl_to_uniform(self) -> Tensor:
-        """KL(vMF || Uniform(S^(m-1))) = k A_m(k) - log Ĩ_v(k) >= 0, shape batch_shape."""
-        log_i, mean_w = self._bessel
-        k64 = self.concentration.to(torch.float64)
-        return (k64 * mean_w - log_i).to(self.loc.dtype)
+        """KL(vMF || Uniform(S^(m-1))) = k A_m(k) - log Ĩ_v(k) >= 0, shape batch_shape.
+
+        d KL / dk = k A'(k); value and derivative in float64, then cast.
+        """
+        k64, log_i, mean_w = self._bessel
+        return self._of_concentration(k64 * mean_w - log_i, self._k_dA_dk)
 
     # -- sampling ------------------------------------------------------------------------
     def rsample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
-        shape = self._extended_shape(sample_shape)[:-1]
-        k = self.concentration.expand(shape)
+        shape = self._extended_shape(sample_shape)
+        k = self.concentration if not sample_shape else self.concentration.expand(shape[:-1])
         t, noise = sample_t(k.detach(), self.dim)
         t = t.clamp_min(torch.finfo(t.dtype).tiny)  # keeps d rho / dt finite at the mode
-        v = uniform_tangent(shape, self.dim, self.loc.dtype, self.loc.device)
-        loc = self.loc.expand(*shape, self.dim)
+        tangent = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
+        loc = self.loc if not sample_shape else self.loc.expand(shape)
         if self.rsample_grad == "pathwise":
-            return polar_to_sphere(loc, pathwise_t(k, self.dim, noise).clamp_min(torch.finfo(t.dtype).tiny), v)
+            return polar_to_sphere(loc, pathwise_t(k, self.dim, noise).clamp_min(torch.finfo(t.dtype).tiny), tangent)
         if not k.requires_grad:
-            return polar_to_sphere(loc, t, v)
-        mean_w = self._bessel[1].detach()
+            return polar_to_sphere(loc, t, tangent)
+        k64, _, mean_w = self._bessel
 
         def dt_dk() -> Tensor:  # exact derivative of the sample, by implicit reparameterisation
-            k64 = k.detach().to(torch.float64)
-            return (-marginal_dw_dk(t.to(torch.float64), k64, self.dim, mean_w.expand(shape))).to(t.dtype)
+            return marginal_dw_dk(t.to(torch.float64), k64, self.dim, mean_w).neg_().to(t.dtype)
 
-        return polar_to_sphere(loc, t, v, k, dt_dk)
+        return polar_to_sphere(loc, t, tangent, k, dt_dk)
+
+
+class _OfConcentration(torch.autograd.Function):
+    """A per-distribution quantity computed without a graph, given its derivative in k.
+
+    Forward casts ``value`` (float64) to ``dtype``; backward returns
+    grad * derivative(), calling the ``derivative`` closure only if a gradient is
+    needed. One node instead of a dozen: per-op overhead dominates at VAE sizes.
+    """
+
+    @staticmethod
+    def forward(ctx, k: Tensor, value: Tensor, derivative, dtype: torch.dtype):  # type: ignore[override]
+        ctx.derivative = derivative
+        return value.to(dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        refuse_double_backward("VonMisesFisher")
+        return grad * ctx.derivative().to(grad.dtype), None, None, None
 
 
 @register_kl(VonMisesFisher, HypersphericalUniform)
