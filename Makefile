@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # other versions would download gigabytes.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv test test-slow bench clean
+.PHONY: venv run test test-slow bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed
+
+# The default experiment: an S-VAE with d = 2 on the synthetic S^2 mixture.
+run: venv
+	$(VENV)/bin/svae-bench run
+	@echo "outputs: runs/default/synthetic/svae/d=2/beta=1/seed=0/ (result.json, metrics.csv, latent.png, run.log)"
 
 test: venv
 	$(PY) -m pytest -q

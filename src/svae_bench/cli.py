@@ -1,0 +1,53 @@
+"""The `svae-bench` command: subcommands run, tables, figures."""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: svae-bench <command> [args]
+
+commands:
+  run       train and evaluate one model per Hydra job (a Hydra app: overrides,
+            -m/--multirun sweeps, --cfg job, --help); e.g.
+              svae-bench run model=svae latent_dim=10
+              svae-bench run -m model=nvae,svae latent_dim=2,5,10 'seed=range(3)'
+  tables    collect result.json records into CSV / LaTeX / Markdown tables
+              svae-bench tables --runs runs --out tables
+  figures   compose the latent-space figure of an experiment
+              svae-bench figures --runs runs --experiment synthetic_figure
+
+`svae-bench <command> --help` describes each command.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        from importlib.metadata import version
+
+        print(f"svae-bench {version('svae-bench')}")
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command == "run":
+        from .run import hydra_main
+
+        sys.argv = ["svae-bench run", *rest]
+        hydra_main()
+        return 0
+    if command == "tables":
+        from .tables import main as tables_main
+
+        return tables_main(rest)
+    if command == "figures":
+        from .figures import main as figures_main
+
+        return figures_main(rest)
+    print(f"error: unknown command {command!r}; allowed: run, tables, figures (see svae-bench --help)", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

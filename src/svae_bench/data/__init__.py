@@ -1,0 +1,21 @@
+"""Datasets: each builder returns a :class:`DataBundle` with train/val/test splits."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from ..errors import ConfigError
+from .bundle import DataBundle, Split
+from .synthetic import make_synthetic
+
+__all__ = ["DataBundle", "Split", "build_dataset", "DATASETS"]
+
+DATASETS = {"synthetic": make_synthetic}
+
+
+def build_dataset(cfg: DictConfig) -> DataBundle:
+    """The dataset named by ``cfg.name`` (see conf/dataset/)."""
+    name = cfg.get("name")
+    if name not in DATASETS:
+        raise ConfigError(f"dataset.name={name!r} is unknown; allowed: {', '.join(sorted(DATASETS))}")
+    return DATASETS[name](cfg)

@@ -1,0 +1,154 @@
+"""`svae-bench run`: one training + evaluation run per Hydra job, recorded in its run directory.
+
+The run directory (hydra.run.dir / hydra.sweep.subdir, see conf/hydra/default.yaml)
+is <runs_root>/<experiment>/<dataset>/<model>/d=<d>/beta=<b>/seed=<s>/ and holds
+.hydra/ (the resolved config), run.log, metrics.csv, checkpoint.pt (best
+weights), latent.npz (+ latent.png for d = 2) and result.json, written last.
+A run whose result.json is complete is skipped unless force=true.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from .data import build_dataset
+from .errors import ConfigError
+from .evaluate import check_eval_config, codes, evaluate
+from .models import build_model
+from .records import RESULT_FILE, git_commit, is_complete, save_torch_atomic, versions, write_bytes_atomic, write_json_atomic
+from .train import check_trainer_config, train
+
+log = logging.getLogger("svae_bench")
+
+
+def format_number(x) -> str:
+    """Numbers in run directory names: 1, 1.0 and 1e0 all give '1'; 0.1 gives '0.1'."""
+    return format(float(x), "g")
+
+
+if not OmegaConf.has_resolver("svae_fmt"):
+    OmegaConf.register_new_resolver("svae_fmt", format_number)
+
+
+def check_config(cfg: DictConfig) -> None:
+    d = cfg.latent_dim
+    if not isinstance(d, int) or isinstance(d, bool) or d < 1:
+        raise ConfigError(f"latent_dim={d!r} must be an integer >= 1")
+    if not isinstance(cfg.beta, (int, float)) or isinstance(cfg.beta, bool) or cfg.beta < 0:
+        raise ConfigError(f"beta={cfg.beta!r} must be a number >= 0")
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
+        raise ConfigError(f"seed={cfg.seed!r} must be an integer")
+    if cfg.model.latent in ("vmf", "power_spherical") and d < 1:
+        raise ConfigError("spherical latents need latent_dim >= 1")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(f"device={name!r} is not a torch device; allowed: cpu, cuda, cuda:N, auto") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r} but CUDA is not available; use device=cpu")
+    return device
+
+
+def run_one(cfg: DictConfig, out_dir: Path) -> dict | None:
+    """Train, evaluate and record one run in ``out_dir``; returns the result (None if skipped)."""
+    if is_complete(out_dir) and not cfg.force:
+        log.info("skip: %s is complete (force=true re-runs it)", out_dir / RESULT_FILE)
+        return None
+    check_config(cfg)
+    device = pick_device(str(cfg.device))
+    if cfg.trainer.get("num_threads"):
+        torch.set_num_threads(int(cfg.trainer.num_threads))
+    (out_dir / RESULT_FILE).unlink(missing_ok=True)  # a forced re-run is not complete until it ends
+
+    torch.manual_seed(int(cfg.seed))
+    np.random.seed(int(cfg.seed) % 2**32)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    data = build_dataset(cfg.dataset)
+    check_trainer_config(cfg.trainer)
+    check_eval_config(cfg.eval, len(data.train))
+    model = build_model(cfg.model, int(cfg.latent_dim), data.observed_dim, data.likelihood, data.obs_scale).to(device)
+    log.info("run %s: %s on %s, d=%d (ambient %d), beta=%s, seed=%d, %d train points",
+             out_dir, cfg.model.name, data.name, cfg.latent_dim, model.head.ambient_dim, cfg.beta, cfg.seed,
+             len(data.train))
+
+    result = train(model, data, cfg.trainer, float(cfg.beta), int(cfg.seed), metrics_path=out_dir / "metrics.csv")
+    save_torch_atomic(out_dir / "checkpoint.pt", {"model": model.state_dict(), "epoch": result.best_epoch})
+
+    t0 = time.perf_counter()
+    torch.manual_seed(int(cfg.seed) + 3)
+    test_x, test_y = data.test.x.to(device), data.test.y
+    metrics = evaluate(model, data.train.x.to(device), data.train.y, test_x, test_y, cfg.eval, int(cfg.seed))
+    eval_seconds = time.perf_counter() - t0
+    save_latent(out_dir, model, data, cfg)
+
+    record = {
+        "status": "complete",
+        "experiment": str(cfg.experiment_name),
+        "model": str(cfg.model.name),
+        "dataset": str(cfg.dataset.name),
+        "latent_dim": int(cfg.latent_dim),
+        "ambient_dim": int(model.head.ambient_dim),
+        "beta": float(cfg.beta),
+        "seed": int(cfg.seed),
+        "metrics": metrics,
+        "epochs": result.epochs,
+        "best_epoch": result.best_epoch,
+        "train_seconds": round(result.seconds, 3),
+        "eval_seconds": round(eval_seconds, 3),
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "device": str(device),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    write_json_atomic(out_dir / RESULT_FILE, record)
+    log.info("done: %s  %s", out_dir / RESULT_FILE, summary_line(metrics))
+    return record
+
+
+def summary_line(metrics: dict) -> str:
+    parts = [f"{k} {metrics[k]:.3f}" for k in ("ll", "elbo", "re", "kl") if k in metrics]
+    parts += [f"knn@{n} {v:.3f}" for n, v in metrics.get("knn_acc", {}).items()]
+    return ", ".join(parts)
+
+
+def save_latent(out_dir: Path, model, data, cfg: DictConfig) -> None:
+    """latent.npz (test-set codes, labels, true sphere points) and, for d = 2, latent.png."""
+    import io
+
+    z = codes(model, data.test.x.to(next(model.parameters()).device)).cpu().numpy()
+    arrays = {"z": z, "labels": data.test.y.numpy(), "geometry": np.array(model.head.geometry),
+              "model": np.array(str(cfg.model.name)), "beta": np.array(float(cfg.beta))}
+    if data.test.truth is not None:
+        arrays["truth"] = data.test.truth.numpy()
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    write_bytes_atomic(out_dir / "latent.npz", buf.getvalue())
+    if cfg.eval.get("latent_plot", True) and int(cfg.latent_dim) == 2:
+        from .figures import save_latent_png
+
+        title = f"{cfg.model.name}, d = {cfg.latent_dim}, β = {format_number(cfg.beta)}"
+        save_latent_png(out_dir / "latent.png", z, data.test.y.numpy(), model.head.geometry, title)
+
+
+@hydra.main(version_base="1.3", config_path="pkg://svae_bench.conf", config_name="config")
+def hydra_main(cfg: DictConfig) -> None:
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        run_one(cfg, out_dir)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
