@@ -45,7 +45,7 @@ def test_run_writes_a_complete_record(one_run):
     assert set(m) == {"elbo", "re", "kl", "ll", "knn_acc"} and set(m["knn_acc"]) == {"100", "600", "1000"}
     assert m["kl"] >= 0 and abs(m["elbo"] - (m["re"] - m["kl"])) < 1e-9
     assert result["versions"]["torch"] and "train_seconds" in result and "git_commit" in result
-    assert (run_dir / ".hydra/config.yaml").exists() and (run_dir / "checkpoint.pt").exists()
+    assert "name: svae" in (run_dir / "config.yaml").read_text() and (run_dir / "checkpoint.pt").exists()
     assert len((run_dir / "metrics.csv").read_text().strip().splitlines()) == 1 + 2
     assert (run_dir / "latent.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(run_dir.glob("*.tmp"))
@@ -57,6 +57,10 @@ def test_rerun_skips_and_force_reruns(one_run):
     out = cli("run", "model=svae", "latent_dim=2", *FAST, cwd=root)
     assert out.returncode == 0 and "skip" in out.stdout + out.stderr
     assert (run_dir / "result.json").stat().st_mtime_ns == before
+    # a different budget in the same cell is still skipped, with a note naming what differs
+    out = cli("run", "model=svae", "latent_dim=2", *FAST, "trainer.lr=0.01", cwd=root)
+    assert "skip" in out.stdout + out.stderr and "trainer.lr" in out.stdout + out.stderr
+    assert "lr: 0.001" in (run_dir / "config.yaml").read_text()
     out = cli("run", "model=svae", "latent_dim=2", *FAST, "force=true", cwd=root)
     assert out.returncode == 0 and (run_dir / "result.json").stat().st_mtime_ns != before
 

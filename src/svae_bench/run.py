@@ -24,7 +24,7 @@ from .data import build_dataset
 from .errors import ConfigError
 from .evaluate import check_eval_config, codes, evaluate
 from .models import build_model
-from .records import RESULT_FILE, git_commit, is_complete, save_torch_atomic, versions, write_bytes_atomic, write_json_atomic
+from .records import RESULT_FILE, git_commit, is_complete, read_result, save_torch_atomic, versions, write_bytes_atomic, write_json_atomic
 from .train import check_trainer_config, train
 
 log = logging.getLogger("svae_bench")
@@ -47,8 +47,22 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"beta={cfg.beta!r} must be a number >= 0")
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
         raise ConfigError(f"seed={cfg.seed!r} must be an integer")
-    if cfg.model.latent in ("vmf", "power_spherical") and d < 1:
-        raise ConfigError("spherical latents need latent_dim >= 1")
+
+
+def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config dicts (bookkeeping keys ignored)."""
+    keys = sorted(set(old) | set(new), key=str)
+    out: list[str] = []
+    for key in keys:
+        name = f"{prefix}{key}"
+        if name in ("force", "runs_root"):
+            continue
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{name}.")
+        elif a != b:
+            out.append(name)
+    return out
 
 
 def pick_device(name: str) -> torch.device:
@@ -67,12 +81,18 @@ def run_one(cfg: DictConfig, out_dir: Path) -> dict | None:
     """Train, evaluate and record one run in ``out_dir``; returns the result (None if skipped)."""
     if is_complete(out_dir) and not cfg.force:
         log.info("skip: %s is complete (force=true re-runs it)", out_dir / RESULT_FILE)
+        changed = config_differences(read_result(out_dir).get("config", {}), OmegaConf.to_container(cfg, resolve=True))
+        if changed:
+            log.warning("note: the recorded run used different values for %s; force=true re-runs it with these",
+                        ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else ""))
         return None
     check_config(cfg)
+    provenance = {"versions": versions(), "git_commit": git_commit()}  # of the code that starts the run
     device = pick_device(str(cfg.device))
     if cfg.trainer.get("num_threads"):
         torch.set_num_threads(int(cfg.trainer.num_threads))
     (out_dir / RESULT_FILE).unlink(missing_ok=True)  # a forced re-run is not complete until it ends
+    write_bytes_atomic(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
 
     torch.manual_seed(int(cfg.seed))
     np.random.seed(int(cfg.seed) % 2**32)
@@ -109,8 +129,7 @@ def run_one(cfg: DictConfig, out_dir: Path) -> dict | None:
         "best_epoch": result.best_epoch,
         "train_seconds": round(result.seconds, 3),
         "eval_seconds": round(eval_seconds, 3),
-        "versions": versions(),
-        "git_commit": git_commit(),
+        **provenance,
         "device": str(device),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
