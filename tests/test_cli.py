@@ -96,3 +96,12 @@ def test_bad_values_exit_2_without_a_record(tmp_path, override, key):
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and key in lines[0]
     assert not list(tmp_path.rglob("result.json"))
+
+
+def test_ae_and_power_spherical_runs(tmp_path):
+    out = cli("run", "-m", "model=ae,psvae", "latent_dim=2", *FAST, "trainer.max_epochs=1", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ae = json.loads((tmp_path / "runs/default/synthetic/ae/d=2/beta=1/seed=0/result.json").read_text())
+    ps = json.loads((tmp_path / "runs/default/synthetic/psvae/d=2/beta=1/seed=0/result.json").read_text())
+    assert set(ae["metrics"]) == {"re", "knn_acc"} and ae["ambient_dim"] == 2
+    assert set(ps["metrics"]) == {"elbo", "re", "kl", "ll", "knn_acc"} and ps["ambient_dim"] == 3
