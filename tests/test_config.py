@@ -56,3 +56,10 @@ def test_experiment_files_are_global_packages():
     for f in files("svae_bench.conf").joinpath("experiment").iterdir():
         if f.name.endswith(".yaml"):
             assert f.read_text().startswith("# @package _global_"), f.name
+
+
+def test_mnist_dataset_composes(hydra_compose, monkeypatch):
+    monkeypatch.setenv("SVAE_BENCH_DATA", "/data/here")
+    cfg = hydra_compose("dataset=mnist", "model=nvae")
+    assert cfg.dataset.name == "mnist" and cfg.dataset.likelihood == "bernoulli"
+    assert cfg.dataset.data_root == "/data/here"

@@ -6,11 +6,12 @@ from omegaconf import DictConfig
 
 from ..errors import ConfigError
 from .bundle import DataBundle, Split
+from .mnist import make_mnist
 from .synthetic import make_synthetic
 
 __all__ = ["DataBundle", "Split", "build_dataset", "DATASETS"]
 
-DATASETS = {"synthetic": make_synthetic}
+DATASETS = {"synthetic": make_synthetic, "mnist": make_mnist}
 
 
 def build_dataset(cfg: DictConfig) -> DataBundle:

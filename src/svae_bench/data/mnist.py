@@ -1,0 +1,89 @@
+"""MNIST from the four IDX files (gzipped or not) under ``<data_root>/MNIST/raw/``.
+
+torchvision's layout. Each file's size and header are checked before use; a
+missing or corrupt file is a :class:`ConfigError` naming the file and how to get
+it. The 60k training images are split into a fixed 50k/10k train/validation
+split (a permutation from ``split_seed``); the 10k test set is used for every
+reported number. Pixels are grey levels in [0, 1]: training batches are
+binarised afresh every epoch (dynamic binarisation, seeded); the validation and
+test sets are binarised once from ``binarize_seed`` so every run and every
+model sees the same binary test set.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from ..errors import ConfigError
+from .bundle import DataBundle, Split
+
+#: file stem -> (IDX magic number, shape after the header)
+FILES = {
+    "train-images-idx3-ubyte": (2051, (60000, 28, 28)),
+    "train-labels-idx1-ubyte": (2049, (60000,)),
+    "t10k-images-idx3-ubyte": (2051, (10000, 28, 28)),
+    "t10k-labels-idx1-ubyte": (2049, (10000,)),
+}
+HOW_TO_GET = "put the four MNIST IDX files (gzipped or not) in <data_root>/MNIST/raw/, torchvision's layout"
+
+
+def default_data_root() -> str:
+    """$SVAE_BENCH_DATA, else ~/.cache/svae-bench."""
+    return os.environ.get("SVAE_BENCH_DATA") or str(Path.home() / ".cache" / "svae-bench")
+
+
+def read_idx(raw_dir: Path, stem: str) -> np.ndarray:
+    """One IDX file (``stem`` or ``stem.gz``) as a uint8 array, after checking its header and size."""
+    magic, shape = FILES[stem]
+    candidates = [raw_dir / stem, raw_dir / f"{stem}.gz"]
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        raise ConfigError(f"MNIST file {candidates[1]} (or {candidates[0].name}) is missing; {HOW_TO_GET}")
+    try:
+        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise ConfigError(f"MNIST file {path} is corrupt ({err}); {HOW_TO_GET}") from err
+    header_len = 4 + 4 * len(shape)
+    expected = header_len + int(np.prod(shape))
+    if len(data) != expected:
+        raise ConfigError(f"MNIST file {path} has {len(data)} bytes uncompressed, expected {expected}; {HOW_TO_GET}")
+    header = np.frombuffer(data[:header_len], dtype=">u4")
+    if header[0] != magic or tuple(int(n) for n in header[1:]) != shape:
+        raise ConfigError(f"MNIST file {path} has header {header.tolist()}, expected magic {magic} and shape {list(shape)}; {HOW_TO_GET}")
+    return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(shape)
+
+
+def make_mnist(cfg: DictConfig) -> DataBundle:
+    root = Path(os.path.expanduser(str(cfg.get("data_root") or default_data_root())))
+    if not root.is_dir():
+        raise ConfigError(f"dataset.data_root={str(root)!r} does not exist; {HOW_TO_GET}")
+    raw = root / "MNIST" / "raw"
+    train_x = read_idx(raw, "train-images-idx3-ubyte")
+    train_y = read_idx(raw, "train-labels-idx1-ubyte")
+    test_x = read_idx(raw, "t10k-images-idx3-ubyte")
+    test_y = read_idx(raw, "t10k-labels-idx1-ubyte")
+    n_val = int(cfg.n_val)
+    if not 0 < n_val < 60000:
+        raise ConfigError(f"dataset.n_val={n_val} must be between 1 and 59999")
+
+    perm = torch.randperm(60000, generator=torch.Generator().manual_seed(int(cfg.split_seed)))
+    grey = torch.from_numpy(train_x.reshape(60000, -1).astype(np.float32) / 255.0)
+    labels = torch.from_numpy(train_y.astype(np.int64))
+    tr, va = perm[: 60000 - n_val], perm[60000 - n_val :]
+    fixed = torch.Generator().manual_seed(int(cfg.binarize_seed))
+    test_grey = torch.from_numpy(test_x.reshape(10000, -1).astype(np.float32) / 255.0)
+    return DataBundle(
+        name="mnist",
+        train=Split(grey[tr].contiguous(), labels[tr].contiguous()),
+        val=Split(torch.bernoulli(grey[va], generator=fixed), labels[va].contiguous()),
+        test=Split(torch.bernoulli(test_grey, generator=fixed), torch.from_numpy(test_y.astype(np.int64))),
+        likelihood="bernoulli",
+        binarize_train=True,
+        info={"data_root": str(root)},
+    )
