@@ -95,7 +95,7 @@ def test_bad_values_exit_2_without_a_record(tmp_path, override, key):
     assert out.returncode == 2, out.stderr[-2000:]
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and key in lines[0]
-    assert not list(tmp_path.rglob("result.json"))
+    assert not list(tmp_path.rglob("result.json")) and not list(tmp_path.rglob("config.yaml"))
 
 
 def test_ae_and_power_spherical_runs(tmp_path):

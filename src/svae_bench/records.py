@@ -67,8 +67,8 @@ def read_result(run_dir: str | os.PathLike) -> dict | None:
     return obj if isinstance(obj, dict) else None
 
 
-def is_complete(run_dir: str | os.PathLike) -> bool:
-    result = read_result(run_dir)
+def is_complete_record(result: dict | None) -> bool:
+    """Whether a parsed result.json (or None) marks a finished run."""
     return result is not None and result.get("status") == "complete" and isinstance(result.get("metrics"), dict)
 
 

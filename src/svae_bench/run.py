@@ -24,7 +24,7 @@ from .data import build_dataset
 from .errors import ConfigError
 from .evaluate import check_eval_config, codes, evaluate
 from .models import build_model
-from .records import RESULT_FILE, git_commit, is_complete, read_result, save_torch_atomic, versions, write_bytes_atomic, write_json_atomic
+from .records import RESULT_FILE, git_commit, is_complete_record, read_result, save_torch_atomic, versions, write_bytes_atomic, write_json_atomic
 from .train import check_trainer_config, train
 
 log = logging.getLogger("svae_bench")
@@ -79,9 +79,10 @@ def pick_device(name: str) -> torch.device:
 
 def run_one(cfg: DictConfig, out_dir: Path) -> dict | None:
     """Train, evaluate and record one run in ``out_dir``; returns the result (None if skipped)."""
-    if is_complete(out_dir) and not cfg.force:
+    previous = read_result(out_dir)
+    if is_complete_record(previous) and not cfg.force:
         log.info("skip: %s is complete (force=true re-runs it)", out_dir / RESULT_FILE)
-        changed = config_differences(read_result(out_dir).get("config", {}), OmegaConf.to_container(cfg, resolve=True))
+        changed = config_differences(previous.get("config", {}), OmegaConf.to_container(cfg, resolve=True))
         if changed:
             log.warning("note: the recorded run used different values for %s; force=true re-runs it with these",
                         ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else ""))
@@ -91,8 +92,6 @@ def run_one(cfg: DictConfig, out_dir: Path) -> dict | None:
     device = pick_device(str(cfg.device))
     if cfg.trainer.get("num_threads"):
         torch.set_num_threads(int(cfg.trainer.num_threads))
-    (out_dir / RESULT_FILE).unlink(missing_ok=True)  # a forced re-run is not complete until it ends
-    write_bytes_atomic(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
 
     torch.manual_seed(int(cfg.seed))
     np.random.seed(int(cfg.seed) % 2**32)
@@ -101,6 +100,10 @@ def run_one(cfg: DictConfig, out_dir: Path) -> dict | None:
     check_trainer_config(cfg.trainer)
     check_eval_config(cfg.eval, len(data.train))
     model = build_model(cfg.model, int(cfg.latent_dim), data.observed_dim, data.likelihood, data.obs_scale).to(device)
+    # Everything is validated: only now touch the run directory. A forced re-run with a
+    # bad value therefore keeps the old record; a good one is not complete until it ends.
+    (out_dir / RESULT_FILE).unlink(missing_ok=True)
+    write_bytes_atomic(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
     log.info("run %s: %s on %s, d=%d (ambient %d), beta=%s, seed=%d, %d train points",
              out_dir, cfg.model.name, data.name, cfg.latent_dim, model.head.ambient_dim, cfg.beta, cfg.seed,
              len(data.train))

@@ -78,8 +78,10 @@ def validation_terms(model: VAE, x: torch.Tensor, batch: int, seed: int) -> tupl
 
 
 def train(model: VAE, data: DataBundle, cfg, beta: float, seed: int, metrics_path=None) -> TrainResult:
-    """Train in place; on return the model holds the best-validation weights."""
-    check_trainer_config(cfg)
+    """Train in place; on return the model holds the best-validation weights.
+
+    ``cfg`` is the trainer config group, already checked with :func:`check_trainer_config`.
+    """
     device = next(model.parameters()).device
     opt = torch.optim.Adam(model.parameters(), lr=float(cfg.lr))
     order_gen = torch.Generator().manual_seed(seed)
