@@ -127,6 +127,7 @@ def run_one(cfg: DictConfig, out_dir: Path) -> dict | None:
         "ambient_dim": int(model.head.ambient_dim),
         "beta": float(cfg.beta),
         "seed": int(cfg.seed),
+        "budget": str(cfg.get("budget_name", "none")),
         "metrics": metrics,
         "epochs": result.epochs,
         "best_epoch": result.best_epoch,
