@@ -195,14 +195,15 @@ def test_runs_csv_rows_and_values(built) -> None:
     out, _, _ = built
     runs = pd.read_csv(out / "runs.csv")
     assert list(runs.columns) == [
-        "path", "experiment", "dataset", "model", "latent_dim", "ambient_dim", "beta", "seed", "epochs",
-        "best_epoch", "train_seconds", "eval_seconds", "elbo", "re", "kl", "ll",
+        "path", "experiment", "dataset", "model", "latent_dim", "ambient_dim", "beta", "seed", "budget",
+        "epochs", "best_epoch", "train_seconds", "eval_seconds", "elbo", "re", "kl", "ll",
         "knn_acc_100", "knn_acc_600", "knn_acc_1000"]
     assert len(runs) == N_COMPLETE
     # sorted by experiment, dataset, model (ae, nvae, svae, psvae), latent_dim, beta, seed
     assert list(zip(runs["model"], runs["latent_dim"], runs["seed"])) == (
         [("ae", 2, 0)] + [(m, d, s) for m in ("nvae", "svae") for d in (2, 5) for s in range(3)])
     assert (runs["experiment"] == "default").all() and (runs["dataset"] == DATASET).all()
+    assert (runs["budget"] == "none").all()  # records without a budget (nor config.budget_name)
     ae = runs.iloc[0]
     assert ae["path"] == f"{DATASET}/ae_d2_s0" and ae["re"] == -125.0 and ae["knn_acc_600"] == 0.70
     assert np.isnan(ae["ll"]) and np.isnan(ae["elbo"]) and np.isnan(ae["kl"])

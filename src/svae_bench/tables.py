@@ -81,7 +81,7 @@ MODEL_NAMES: dict[str, str] = {"ae": "AE", "nvae": "N-VAE", "svae": "S-VAE", "ps
 REQUIRED_KEYS: tuple[str, ...] = ("model", "dataset", "latent_dim", "beta", "seed", "metrics")
 SCALAR_METRICS: tuple[str, ...] = ("elbo", "re", "kl", "ll")
 RUN_COLUMNS: tuple[str, ...] = (
-    "path", "experiment", "dataset", "model", "latent_dim", "ambient_dim", "beta", "seed",
+    "path", "experiment", "dataset", "model", "latent_dim", "ambient_dim", "beta", "seed", "budget",
     "epochs", "best_epoch", "train_seconds", "eval_seconds",
 )
 INT_COLUMNS: tuple[str, ...] = ("latent_dim", "ambient_dim", "seed", "epochs", "best_epoch")
@@ -161,6 +161,14 @@ def _optional_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _budget(raw: dict) -> str:
+    """The training budget's name (conf/budget): the record's, else its config's, else "none"."""
+    budget = raw.get("budget")
+    if budget is None and isinstance(raw.get("config"), dict):
+        budget = raw["config"].get("budget_name")
+    return budget if isinstance(budget, str) and budget else "none"
+
+
 def parse_record(raw: Any, rel_path: str) -> dict[str, Any]:
     """Validate one decoded result.json and flatten it to a runs.csv row.
 
@@ -199,6 +207,7 @@ def parse_record(raw: Any, rel_path: str) -> dict[str, Any]:
         "ambient_dim": _optional_int(raw.get("ambient_dim")),
         "beta": float(raw["beta"]),
         "seed": raw["seed"],
+        "budget": _budget(raw),
         "epochs": _optional_int(raw.get("epochs")),
         "best_epoch": _optional_int(raw.get("best_epoch")),
         "train_seconds": _optional_number(raw.get("train_seconds")),
@@ -299,20 +308,25 @@ def summary_frame(runs: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- statistics
 
 
-def welch_significant(a: np.ndarray, b: np.ndarray, alpha: float = ALPHA) -> bool:
-    """True when Welch's t-test (unequal variances) rejects equal means at level ``alpha``.
+def welch_pvalue(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided p-value of Welch's t-test (unequal variances) for equal means.
 
-    Non-finite values are dropped first; False when either sample then has fewer
+    Non-finite values are dropped first; NaN when either sample then has fewer
     than two values or the p-value is undefined (e.g. both samples constant and equal).
     """
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
     if a.size < 2 or b.size < 2:
-        return False
+        return math.nan
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        pvalue = stats.ttest_ind(a, b, equal_var=False).pvalue
+        return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def welch_significant(a: np.ndarray, b: np.ndarray, alpha: float = ALPHA) -> bool:
+    """True when Welch's t-test (:func:`welch_pvalue`) rejects equal means at level ``alpha``."""
+    pvalue = welch_pvalue(a, b)
     return bool(np.isfinite(pvalue) and pvalue < alpha)
 
 
@@ -369,6 +383,7 @@ class Table:
     choice: BetaChoice
     source: str                       # the runs directory, for the caption
     bold: set[Cell] = field(default_factory=set)
+    budgets: tuple[str, ...] = ()     # training budgets of the runs shown (conf/budget)
 
     @property
     def row_names(self) -> tuple[str, ...]:
@@ -430,7 +445,8 @@ def build_table(number: int, group: pd.DataFrame, experiment: str, dataset: str,
             cells[(row, (model, metric))] = Stat(values[np.isfinite(values)])
     columns = [(model, metric) for model in models for metric in metrics]
     rows = sorted({row for (row, col), stat in cells.items() if stat.n and col in columns})
-    table = Table(number, experiment, dataset, rows, columns, cells, decimals, choice, source)
+    budgets = tuple(sorted(set(selected["budget"]))) if "budget" in selected else ()
+    table = Table(number, experiment, dataset, rows, columns, cells, decimals, choice, source, budgets=budgets)
     table.bold = default_bold(table)
     return table
 
@@ -554,6 +570,12 @@ def _n_text(table: Table, mk: _Markup) -> str:
     return mk.math(f"n = {lo}", f"n = {lo}") + ("--" if mk.latex else "–") + mk.math(str(hi), str(hi))
 
 
+def _budget_text(budgets: Sequence[str], mk: _Markup) -> str:
+    if not budgets:
+        return ""
+    return (", budget " if len(budgets) == 1 else ", budgets ") + ", ".join(mk.text(b) for b in budgets)
+
+
 def caption(table: Table, latex: bool) -> str:
     """The caption: content, runs per cell, beta choice, bold rule and source directory."""
     mk = _Markup(latex)
@@ -570,7 +592,7 @@ def caption(table: Table, latex: bool) -> str:
         percent = mk.text("%")
         what = f"k-NN classification accuracy ({percent}) on the latent space with {labels} labelled points"
         bold_rule = f"Bold: the higher of {nv} and {sv} where a Welch t-test gives {p_rule}."
-    head = f"{mk.text(table.dataset)} (experiment {mk.text(table.experiment)})"
+    head = f"{mk.text(table.dataset)} (experiment {mk.text(table.experiment)}{_budget_text(table.budgets, mk)})"
     runs = "run" if table.n_range()[1] == 1 else "runs"
     return (f"{head}: {what}, mean {pm} std over {_n_text(table, mk)} {runs} per cell. "
             f"{_beta_note(table.choice, mk)} {bold_rule} Source: {mk.code(table.source)}.")
@@ -707,7 +729,15 @@ def render_outputs(runs: pd.DataFrame, source: str) -> dict[str, str]:
     t1 = [pair[0] for pair in pairs]
     t2 = [pair[1] for pair in pairs]
     # \clearpage after each (experiment, dataset) flushes floats: pdflatex stops at 18 pending.
-    document_body = "\n".join(render_latex(a) + "\n" + render_latex(b) + "\n\\clearpage\n" for a, b in pairs)
+    from .comparison import build_comparisons, render_comparison_latex, render_comparison_outputs
+
+    comparisons = {id(c.table): c for c in build_comparisons(t1 + t2)}
+
+    def section(table: Table) -> str:
+        comp = comparisons.get(id(table))
+        return render_latex(table) + ("" if comp is None else "\n" + render_comparison_latex(comp))
+
+    document_body = "\n".join(section(a) + "\n" + section(b) + "\n\\clearpage\n" for a, b in pairs)
     return {
         "runs.csv": runs.to_csv(index=False),
         "summary.csv": summary_frame(runs).to_csv(index=False),
@@ -717,6 +747,7 @@ def render_outputs(runs: pd.DataFrame, source: str) -> dict[str, str]:
         "table2.csv": tables_csv(t2),
         "table2.tex": "\n".join(render_latex(t) for t in t2),
         "table2.md": "\n".join(render_markdown(t) for t in t2),
+        **render_comparison_outputs(list(comparisons.values())),
         "tables.tex": latex_document(document_body),
     }
 
