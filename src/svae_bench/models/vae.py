@@ -71,7 +71,9 @@ class VAE(nn.Module):
         """log p(x|z) summed over features; z (..., B, m), x (B, D) -> (..., B)."""
         out = self.decoder(z)
         if self.likelihood == "bernoulli":
-            return -F.binary_cross_entropy_with_logits(out, x.expand_as(out), reduction="none").sum(-1)
+            # log Bern(x | sigmoid(l)) = x l - softplus(l): one transcendental pass over the logits,
+            # and x l summed as a batched dot product (no (S, B, D) temporary for the 500-sample LL).
+            return torch.einsum("...bd,bd->...b", out, x) - F.softplus(out).sum(-1)
         sq = ((x - out) / self.obs_scale).pow(2).sum(-1)
         return -0.5 * sq - x.shape[-1] * (math.log(self.obs_scale) + 0.5 * math.log(2 * math.pi))
 
