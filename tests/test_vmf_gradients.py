@@ -180,3 +180,21 @@ def test_double_backward_is_refused_not_silently_wrong():
         torch.autograd.grad(q.rsample().sum(), k, create_graph=True)
     with pytest.raises(RuntimeError, match="first derivatives only"):
         torch.autograd.grad(kl_divergence(q, HypersphericalUniform(5)), k, create_graph=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("uniform", [0.0, 1.0 - 2.0**-24])
+def test_gradients_finite_when_the_m3_uniform_hits_an_end_point(monkeypatch, dtype, uniform):
+    """torch.rand returns exactly 0 with probability 2^-24 (float32): the m = 3 inverse CDF then
+    gives t = 2 (z = -mu), where dz/dt is unbounded but dt/dk = 0. Seen in a real MNIST run
+    (S-VAE, d = 2, k = 816): the gradient was inf * 0 = NaN and the weights became NaN."""
+    monkeypatch.setattr(torch, "rand_like", lambda k: torch.full_like(k, uniform))
+    raw = torch.randn(4, 3, dtype=dtype, requires_grad=True)
+    kk = torch.tensor([1.0, 10.0, 815.6, 1e4], dtype=dtype, requires_grad=True)
+    loc = torch.nn.functional.normalize(raw, dim=-1)
+    z = VonMisesFisher(loc, kk).rsample()
+    g_raw, g_k = torch.autograd.grad((z * torch.randn(4, 3, dtype=dtype)).sum(), (raw, kk))
+    assert torch.isfinite(g_raw).all() and torch.isfinite(g_k).all()
+    if uniform == 0.0:
+        assert torch.allclose(z, -loc.detach())  # the antipode, for every k
+        assert (g_k == 0).all()                  # ... which does not move with k

@@ -81,8 +81,12 @@ class _PolarToSphere(torch.autograd.Function):
         g_mu = torch.linalg.vecdot(grad, loc).unsqueeze(-1)
         g_p = torch.linalg.vecdot(grad, p).unsqueeze(-1)
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[3]:
-            # dz/dt = -mu + ((1 - t) / rho) e, with e = p / n
-            grad_t = (one_minus_t * g_p / (rho * n) - g_mu).squeeze(-1)
+            # dz/dt = -mu + ((1 - t) / rho) e, with e = p / n. At the end points t = 0, 2
+            # (rho = 0; a float32 uniform of exactly 0 gives t = 2 for m = 3) the e term is
+            # unbounded, but there every sampler pins t (dt/dk = 0) and z = +-mu does not move
+            # along e: take that term as 0 instead of inf * 0 = NaN.
+            e_coef = torch.where(rho > 0, one_minus_t / (rho * n), torch.zeros_like(rho))
+            grad_t = (e_coef * g_p - g_mu).squeeze(-1)
             if ctx.needs_input_grad[3]:
                 grad_k, grad_t = grad_t * ctx.dt_dk(), None
         if ctx.needs_input_grad[0]:
