@@ -390,8 +390,27 @@ def _compose_runs(runs: Sequence[RunLatent], out: Path, truth_from_first: bool) 
     axes = fig.subplots(1, n, squeeze=False)[0]
     for ax, (z, labels, geometry, title) in zip(axes, panels):
         plot_latent(ax, z, labels, geometry, title)
+    _add_label_legend(fig, ordered[0])
     _save_atomic(fig, out)
     return n
+
+
+#: legend title per dataset (what a label is); other datasets: "label"
+LABEL_NAMES = {"mnist": "digit", "synthetic": "component"}
+
+
+def _add_label_legend(fig: Any, run: RunLatent) -> None:
+    """One legend entry per label (at most 10, the palette's size), right of the panels."""
+    from matplotlib.lines import Line2D
+
+    classes = np.unique(np.asarray(run.labels).reshape(-1))
+    if not 1 < classes.size <= 10:
+        return
+    colors = _label_colors(classes, classes.size)
+    handles = [Line2D([], [], marker="o", linestyle="", markersize=5, color=c, label=str(int(v)))
+               for v, c in zip(classes, colors)]
+    title = LABEL_NAMES.get(str(run.result.get("dataset", "")), "label")
+    fig.legend(handles=handles, title=title, loc="outside right center", frameon=False, fontsize=8)
 
 
 # --------------------------------------------------------------------------

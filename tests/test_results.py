@@ -1,0 +1,29 @@
+"""The committed results/ are outputs of the project's own commands: `svae-bench tables` run on
+the committed run records reproduces the committed tables byte for byte."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from svae_bench import tables
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = sorted(p.parent for p in (REPO / "results").glob("*/tables") if (p.parent / "runs").is_dir())
+
+
+def test_every_results_folder_has_runs_and_tables() -> None:
+    assert {p.name for p in RESULTS} >= {"synthetic_figure", "mnist_laptop"}
+
+
+@pytest.mark.parametrize("folder", RESULTS, ids=[p.name for p in RESULTS])
+def test_tables_reproduce_from_committed_records(folder: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(REPO)  # the captions name the --runs path as given on the command line
+    runs = folder.relative_to(REPO) / "runs"
+    assert tables.main(["--runs", str(runs), "--out", str(tmp_path)]) == 0
+    assert "(0 skipped)" in capsys.readouterr().out
+    committed = sorted(p.name for p in (folder / "tables").iterdir() if p.is_file() and p.suffix != ".pdf")
+    assert sorted(p.name for p in tmp_path.iterdir()) == committed
+    for name in committed:
+        assert (tmp_path / name).read_bytes() == (folder / "tables" / name).read_bytes(), name
