@@ -21,7 +21,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_help_lists_subcommands(tmp_path):
     out = cli("--help", cwd=tmp_path)
     assert out.returncode == 0
-    for command in ("run", "tables", "figures"):
+    for command in ("run", "tables", "figures", "data"):
         assert f"  {command}" in out.stdout
     assert cli("run", "--help", cwd=tmp_path).returncode == 0
     assert cli("frobnicate", cwd=tmp_path).returncode == 2
@@ -105,3 +105,30 @@ def test_ae_and_power_spherical_runs(tmp_path):
     ps = json.loads((tmp_path / "runs/default/synthetic/psvae/d=2/beta=1/seed=0/result.json").read_text())
     assert set(ae["metrics"]) == {"re", "knn_acc"} and ae["ambient_dim"] == 2
     assert set(ps["metrics"]) == {"elbo", "re", "kl", "ll", "knn_acc"} and ps["ambient_dim"] == 3
+
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "MNIST" / "raw"
+
+
+@pytest.mark.parametrize("damage", ["no_root", "truncated"])
+def test_bad_mnist_data_exits_2_naming_the_problem(tmp_path, damage):
+    root = tmp_path / "data"
+    if damage == "truncated":
+        if not SHARED_MNIST.is_dir():
+            pytest.skip("../shared/data not present")
+        import gzip
+        import shutil
+
+        raw = root / "MNIST" / "raw"
+        raw.mkdir(parents=True)
+        for f in SHARED_MNIST.iterdir():
+            shutil.copy(f, raw / f.name)
+        target = raw / "train-labels-idx1-ubyte.gz"
+        target.write_bytes(gzip.compress(gzip.decompress(target.read_bytes())[:-7]))
+    out = cli("run", "dataset=mnist", f"dataset.data_root={root}", "trainer.progress=false", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), out.stderr
+    expected = "data_root" if damage == "no_root" else "train-labels-idx1-ubyte"
+    assert expected in lines[0] and "svae-bench data mnist" in lines[0]
+    assert not list(tmp_path.rglob("result.json")) and not list(tmp_path.rglob("config.yaml"))
