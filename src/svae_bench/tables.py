@@ -11,7 +11,8 @@ Outputs (every file is written atomically: temp file in ``--out``, then
 - ``runs.csv``: one row per complete run, sorted by experiment, dataset, model
   (order ae, nvae, svae, psvae, then others alphabetically), latent_dim, beta,
   seed. Columns: path (run directory relative to ``--runs``), experiment,
-  dataset, model, latent_dim, ambient_dim, beta, seed, epochs, best_epoch,
+  dataset, model, latent_dim, ambient_dim, beta, seed, budget (the training
+  budget, conf/budget; "none" when the run had none), epochs, best_epoch,
   train_seconds, eval_seconds, elbo, re, kl, ll (nats) and knn_acc_<labels>
   (fractions in [0, 1]) for every label count found in any run.
 - ``summary.csv``: long format, one row per (experiment, dataset, model,
@@ -22,6 +23,9 @@ Outputs (every file is written atomically: temp file in ``--out``, then
   have no LL, L[q] or KL: those cells are empty ("–", ``--`` in LaTeX).
 - ``table2.{csv,tex,md}``: Table 2 layout. Rows d; for each model one column
   per number of labelled points with the k-NN accuracy in percent (1 decimal).
+- ``table{1,2}_vs_paper.{csv,tex,md}``: for MNIST runs at beta = 1 with both
+  N-VAE and S-VAE, ours against the published numbers of Davidson et al.
+  (2018): see :mod:`svae_bench.comparison`;
 - ``tables.tex``: a standalone LaTeX document with all tables
   (see :func:`latex_document`); the ``table*.tex`` files are snippets that
   need ``booktabs`` and ``graphicx`` (a table wider than the line is scaled
