@@ -18,6 +18,7 @@ import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .data import build_dataset
@@ -25,7 +26,9 @@ from .errors import ConfigError
 from .evaluate import check_eval_config, codes, evaluate
 from .models import build_model
 from .records import RESULT_FILE, git_commit, is_complete_record, read_result, save_torch_atomic, versions, write_bytes_atomic, write_json_atomic
-from .train import check_trainer_config, train
+from .checkpoint import remove_state
+from .status import write_status
+from .train import TrainingFailed, check_trainer_config, train
 
 log = logging.getLogger("svae_bench")
 
@@ -63,6 +66,22 @@ def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
         elif a != b:
             out.append(name)
     return out
+
+
+#: config values that may change between an interrupted run and its resumption
+RESUME_IGNORED = ("force", "runs_root", "trainer.progress", "trainer.num_threads", "dataset.data_root", "eval")
+
+
+def resume_values(cfg: DictConfig) -> dict:
+    """The resolved config without the values that do not affect training (RESUME_IGNORED)."""
+    values = OmegaConf.to_container(cfg, resolve=True)
+    for dotted in RESUME_IGNORED:
+        *parents, leaf = dotted.split(".")
+        node = values
+        for key in parents:
+            node = node.get(key, {})
+        node.pop(leaf, None)
+    return values
 
 
 def pick_device(name: str) -> torch.device:
@@ -103,12 +122,22 @@ def run_one(cfg: DictConfig, out_dir: Path) -> dict | None:
     # Everything is validated: only now touch the run directory. A forced re-run with a
     # bad value therefore keeps the old record; a good one is not complete until it ends.
     (out_dir / RESULT_FILE).unlink(missing_ok=True)
+    if cfg.force:
+        remove_state(out_dir)  # force: from scratch, not from the last epoch
     write_bytes_atomic(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
+    write_status(out_dir, "running", epoch=0)
     log.info("run %s: %s on %s, d=%d (ambient %d), beta=%s, seed=%d, %d train points",
              out_dir, cfg.model.name, data.name, cfg.latent_dim, model.head.ambient_dim, cfg.beta, cfg.seed,
              len(data.train))
 
-    result = train(model, data, cfg.trainer, float(cfg.beta), int(cfg.seed), metrics_path=out_dir / "metrics.csv")
+    try:
+        result = train(model, data, cfg.trainer, float(cfg.beta), int(cfg.seed), metrics_path=out_dir / "metrics.csv",
+                       run_dir=out_dir, resume_config=resume_values(cfg),
+                       on_epoch=lambda epoch: write_status(out_dir, "running", epoch=epoch))
+    except TrainingFailed as err:
+        write_status(out_dir, "failed", reason=err.reason, events=err.events)
+        log.error("failed: %s (status.json; no result is recorded)", err.reason)
+        raise
     save_torch_atomic(out_dir / "checkpoint.pt", {"model": model.state_dict(), "epoch": result.best_epoch})
 
     t0 = time.perf_counter()
@@ -131,6 +160,8 @@ def run_one(cfg: DictConfig, out_dir: Path) -> dict | None:
         "metrics": metrics,
         "epochs": result.epochs,
         "best_epoch": result.best_epoch,
+        "resumed_from_epoch": result.resumed_from,
+        "events": result.events,
         "train_seconds": round(result.seconds, 3),
         "eval_seconds": round(eval_seconds, 3),
         **provenance,
@@ -138,6 +169,8 @@ def run_one(cfg: DictConfig, out_dir: Path) -> dict | None:
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     write_json_atomic(out_dir / RESULT_FILE, record)
+    write_status(out_dir, "complete", epoch=result.epochs)
+    remove_state(out_dir)  # the record is complete: the resumable state is no longer needed
     log.info("done: %s  %s", out_dir / RESULT_FILE, summary_line(metrics))
     return record
 
@@ -175,3 +208,7 @@ def hydra_main(cfg: DictConfig) -> None:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except TrainingFailed:
+        # Recorded in status.json. A single run exits 1; in a sweep the other jobs go on.
+        if HydraConfig.get().mode == RunMode.RUN:
+            sys.exit(1)

@@ -1,0 +1,90 @@
+"""Resumable training state: everything needed to continue a run after a completed epoch.
+
+``state.pt`` in the run directory is rewritten atomically at the end of every
+epoch. It holds the model and optimiser state, the epoch, the early-stopping
+state (best objective, best epoch, epochs since the best, the best weights),
+the metrics history, the numerical-fault events, and every random state the
+run draws from: torch's global generator (posterior samples; CUDA's too when
+used), numpy's and Python's global generators, and the two seeded generators
+of the data order and the dynamic binarisation. Restoring it and continuing
+gives the same numbers as a run that was never interrupted.
+
+Only tensors, numbers, strings, lists and dicts are stored, so the file loads
+with ``torch.load(weights_only=True)``: a checkpoint cannot run code.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .records import save_torch_atomic
+
+STATE_FILE = "state.pt"
+FORMAT = 1
+_REQUIRED = ("format", "epoch", "model", "optimizer", "best", "best_epoch", "since_best", "best_state",
+             "history", "rng", "events", "lr", "config")
+
+
+class CorruptCheckpoint(ValueError):
+    """state.pt exists but cannot be used; the message says why."""
+
+
+def rng_state(order_gen: torch.Generator, binarize_gen: torch.Generator) -> dict[str, Any]:
+    """Every random state of a training run, as tensors and plain values."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                  "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64),
+                   "gauss_next": gauss_next},
+        "order": order_gen.get_state(),
+        "binarize": binarize_gen.get_state(),
+    }
+
+
+def set_rng_state(state: dict[str, Any], order_gen: torch.Generator, binarize_gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["internal"].tolist()), p["gauss_next"]))
+    order_gen.set_state(state["order"])
+    binarize_gen.set_state(state["binarize"])
+
+
+def save_state(run_dir: Path, state: dict[str, Any]) -> None:
+    save_torch_atomic(Path(run_dir) / STATE_FILE, {"format": FORMAT, **state})
+
+
+def load_state(run_dir: Path) -> dict[str, Any] | None:
+    """The saved state, None if there is none; CorruptCheckpoint if it cannot be used."""
+    path = Path(run_dir) / STATE_FILE
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, pickle errors, refused globals: all "corrupt"
+        raise CorruptCheckpoint(f"{path} cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:200]})") \
+            from None
+    if not isinstance(state, dict):
+        raise CorruptCheckpoint(f"{path} does not hold a training state")
+    missing = [key for key in _REQUIRED if key not in state]
+    if missing:
+        raise CorruptCheckpoint(f"{path} lacks {', '.join(missing)}")
+    if state["format"] != FORMAT:
+        raise CorruptCheckpoint(f"{path} has format {state['format']!r}, expected {FORMAT}")
+    return state
+
+
+def remove_state(run_dir: Path) -> None:
+    (Path(run_dir) / STATE_FILE).unlink(missing_ok=True)

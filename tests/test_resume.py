@@ -1,0 +1,141 @@
+"""Crash safety with real processes: SIGKILL at several points, then the same command resumes and
+ends with exactly the numbers of an uninterrupted run; corrupt checkpoints; injected NaNs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from svae_bench.status import run_state
+
+# Synthetic data, 6 epochs of ~0.5 s: slow enough to kill between epochs, quick overall.
+ARGS = ["model=svae", "latent_dim=2", "trainer.max_epochs=6", "trainer.patience=100", "eval.is_samples=50",
+        "eval.knn_repeats=2", "dataset.n_train=3000", "dataset.n_val=300", "dataset.n_test=300",
+        "trainer.progress=false", "trainer.num_threads=1"]
+RUN = Path("runs/default/synthetic/svae/d=2/beta=1/seed=0")
+
+
+def command(*extra: str) -> list[str]:
+    return [sys.executable, "-m", "svae_bench", "run", *ARGS, *extra]
+
+
+def run(cwd: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command(*extra), cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def result(cwd: Path) -> dict:
+    return json.loads((cwd / RUN / "result.json").read_text())
+
+
+def kill_when(cwd: Path, ready, *extra: str, timeout: float = 300) -> None:
+    """Start the run, SIGKILL it as soon as ready(run_dir) holds (polled every 20 ms)."""
+    proc = subprocess.Popen(command(*extra), cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    try:
+        while not ready(cwd / RUN):
+            assert proc.poll() is None, "the run ended before the kill point"
+            assert time.monotonic() < deadline, "kill point not reached"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def status_epoch(run_dir: Path) -> int:
+    try:
+        return int(json.loads((run_dir / "status.json").read_text()).get("epoch", -1))
+    except (OSError, ValueError):
+        return -1
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict:
+    """The uninterrupted run."""
+    root = tmp_path_factory.mktemp("reference")
+    out = run(root)
+    assert out.returncode == 0, out.stderr[-3000:]
+    record = result(root)
+    assert record["epochs"] == 6 and record["resumed_from_epoch"] == 0
+    assert not (root / RUN / "state.pt").exists()  # removed once the record is complete
+    return record
+
+
+def same_numbers(a: dict, b: dict) -> None:
+    assert a["metrics"] == b["metrics"]  # exact: same floats
+    assert (a["epochs"], a["best_epoch"]) == (b["epochs"], b["best_epoch"])
+
+
+@pytest.mark.parametrize("point", ["before_first_epoch", "after_epoch_2", "during_evaluation"])
+def test_sigkill_then_rerun_resumes_to_the_same_result(reference, tmp_path, point):
+    ready = {
+        "before_first_epoch": lambda d: (d / "config.yaml").exists(),
+        "after_epoch_2": lambda d: status_epoch(d) >= 2,
+        "during_evaluation": lambda d: (d / "checkpoint.pt").exists(),
+    }[point]
+    extra = ["eval.is_samples=3000"] if point == "during_evaluation" else []  # a longer evaluation to hit
+    kill_when(tmp_path, ready, *extra)
+    state, status = run_state(tmp_path / RUN)
+    assert state == "interrupted"
+    assert not (tmp_path / RUN / "result.json").exists()
+    out = run(tmp_path, *extra)
+    assert out.returncode == 0, out.stderr[-3000:]
+    record = result(tmp_path)
+    if point == "during_evaluation":
+        assert record["resumed_from_epoch"] == 6
+        # a different eval.is_samples changes the LL estimate, not the training
+        assert record["metrics"]["kl"] == reference["metrics"]["kl"]
+    else:
+        same_numbers(record, reference)
+        expected = 0 if point == "before_first_epoch" else status["epoch"]
+        assert record["resumed_from_epoch"] == expected
+        if expected:
+            assert "resuming after epoch" in out.stderr + out.stdout
+    assert run_state(tmp_path / RUN)[0] == "complete"
+
+
+def test_corrupt_checkpoint_restarts_from_scratch(reference, tmp_path):
+    kill_when(tmp_path, lambda d: status_epoch(d) >= 2)
+    (tmp_path / RUN / "state.pt").write_bytes(b"not a checkpoint")
+    out = run(tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "restarting this run from scratch" in out.stderr + out.stdout
+    record = result(tmp_path)
+    same_numbers(record, reference)
+    assert record["resumed_from_epoch"] == 0
+    assert [e["event"] for e in record["events"]] == ["corrupt_checkpoint"]
+
+
+def test_changed_config_restarts_instead_of_resuming(tmp_path):
+    kill_when(tmp_path, lambda d: status_epoch(d) >= 1)
+    out = run(tmp_path, "trainer.lr=0.002")
+    assert out.returncode == 0, out.stderr[-3000:]
+    record = result(tmp_path)
+    assert record["resumed_from_epoch"] == 0 and record["events"][0]["event"] == "config_changed"
+
+
+def test_injected_nan_rolls_back_and_retries(reference, tmp_path):
+    # step 150 is in epoch 4 (47 steps per epoch): roll back to epoch 3, fresh noise, lr halved
+    out = run(tmp_path, "trainer.debug_nan_at_step=150")
+    assert out.returncode == 0, out.stderr[-3000:]
+    record = result(tmp_path)
+    assert record["status"] == "complete" and record["epochs"] == 6
+    (event,) = [e for e in record["events"] if e["event"] == "non_finite"]
+    assert event["epoch"] == 4 and event["step"] == 150 and event["attempt"] == 1 and event["lr"] == 5e-4
+    assert record["metrics"] != reference["metrics"]  # fresh noise and a lower lr from there on
+
+
+def test_persistent_nan_fails_the_run_without_a_result(tmp_path):
+    out = run(tmp_path, "trainer.debug_nan_at_step=60", "trainer.debug_nan_times=100", "trainer.nan_retries=2")
+    assert out.returncode == 1
+    assert not (tmp_path / RUN / "result.json").exists()
+    state, status = run_state(tmp_path / RUN)
+    assert state == "failed" and "non-finite objective" in status["reason"]
+    assert [e["attempt"] for e in status["events"] if e["event"] == "non_finite"] == [1, 2, 3]
