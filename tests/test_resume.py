@@ -4,7 +4,6 @@ ends with exactly the numbers of an uninterrupted run; corrupt checkpoints; inje
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

