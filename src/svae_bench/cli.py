@@ -37,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command == "run":
+        from .overrides import check_run_overrides
+
+        problem = check_run_overrides(rest)
+        if problem is not None:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
         from .run import hydra_main
 
         sys.argv = ["svae-bench run", *rest]

@@ -200,12 +200,30 @@ def save_latent(out_dir: Path, model, data, cfg: DictConfig) -> None:
         save_latent_png(out_dir / "latent.png", z, data.test.y.numpy(), model.head.geometry, title)
 
 
+def discard_if_empty(out_dir: Path, runs_root: Path) -> None:
+    """Remove what Hydra made for a job that stopped on bad input: its run.log, if that is all the
+    run directory holds, and the directories left empty up to and including ``runs_root``."""
+    try:
+        if [p.name for p in out_dir.iterdir()] != ["run.log"]:
+            return
+        logging.shutdown()  # close the job's file handler before removing its file
+        (out_dir / "run.log").unlink()
+        stop = runs_root.absolute().parent
+        d = out_dir.absolute()
+        while d != stop and d != d.parent and not any(d.iterdir()):
+            d.rmdir()
+            d = d.parent
+    except OSError:
+        pass
+
+
 @hydra.main(version_base="1.3", config_path="pkg://svae_bench.conf", config_name="config")
 def hydra_main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         run_one(cfg, out_dir)
     except ConfigError as err:
+        discard_if_empty(out_dir, Path(str(cfg.runs_root)))
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except TrainingFailed:

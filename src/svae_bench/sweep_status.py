@@ -24,57 +24,11 @@ from .status import STATES, run_state
 
 def expected_run_dirs(overrides: list[str], runs_root: str | None) -> list[Path]:
     """The run directories of the sweep that ``svae-bench run -m <overrides>`` launches."""
-    from hydra import compose, initialize_config_module
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-
-    from . import run as _run  # noqa: F401  (registers the svae_fmt resolver of the run directory)
+    from .overrides import compose_jobs, run_dir_of
 
     if runs_root is not None:
         overrides = [*overrides, f"runs_root={runs_root}"]
-    parser = OverridesParser.create()
-    GlobalHydra.instance().clear()
-    try:
-        parsed = parser.parse_overrides(overrides)
-        fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-        with initialize_config_module("svae_bench.conf", version_base="1.3"):
-            base = compose("config", overrides=fixed, return_hydra_config=True)
-            given = {o.get_key_element() for o in parsed}
-            params = OmegaConf.to_container(base.hydra.sweeper.params or {}, resolve=True)
-            lines = [f"{k}={v}" for k, v in params.items() if k not in given] + list(overrides)
-            jobs = [job for batch in BasicSweeper.split_arguments(parser.parse_overrides(lines), None)
-                    for job in batch]
-            groups = _config_groups()
-            composed: dict[tuple[str, ...], object] = {}
-            dirs = []
-            for job in jobs:
-                # Compose once per choice of config groups; plain values are set on a copy.
-                job_parsed = parser.parse_overrides(list(job))
-                group_lines = tuple(o.input_line for o in job_parsed if o.key_or_group.lstrip("+~") in groups)
-                if group_lines not in composed:
-                    composed[group_lines] = compose("config", overrides=list(group_lines), return_hydra_config=True)
-                cfg = OmegaConf.create(OmegaConf.to_container(composed[group_lines]))
-                for o in job_parsed:
-                    if o.key_or_group.lstrip("+~") not in groups:
-                        OmegaConf.update(cfg, o.key_or_group.lstrip("+"), o.value(), force_add=True)
-                dirs.append(Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir))
-    except HydraException as err:
-        raise ConfigError(str(err).splitlines()[0]) from None
-    finally:
-        GlobalHydra.instance().clear()
-    return dirs
-
-
-def _config_groups() -> set[str]:
-    """Names of the config groups (conf/ subfolders, hydra's own included: hydra/launcher, ...)."""
-    from importlib import resources
-
-    names = {entry.name for entry in resources.files("svae_bench.conf").iterdir()
-             if entry.is_dir() and not entry.name.startswith("_")}
-    return names | {"hydra/launcher", "hydra/sweeper", "hydra/job_logging", "hydra/hydra_logging"}
+    return [run_dir_of(cfg) for cfg in compose_jobs(overrides, multirun=True)]
 
 
 def found_run_dirs(root: Path) -> list[Path]:
