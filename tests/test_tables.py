@@ -398,3 +398,13 @@ def test_welch_significant() -> None:
     assert tables.welch_significant(np.array([1.0, np.nan, 1.1, 0.9]), a + 5.0)
     assert not tables.welch_significant(np.ones(3), np.ones(3))  # undefined p-value
     assert not tables.welch_significant(a, a + 0.3, alpha=1e-6)
+
+
+def test_unfinished_runs_are_counted_not_tabulated(runs_dir: Path, tmp_path: Path, capsys) -> None:
+    failed = runs_dir / DATASET / "svae_d2_s5"
+    failed.mkdir(parents=True)
+    (failed / "status.json").write_text(json.dumps({"status": "failed", "reason": "non-finite objective"}))
+    assert tables.main(["--runs", str(runs_dir), "--out", str(tmp_path / "t")]) == 0
+    out = capsys.readouterr().out
+    assert f"{N_COMPLETE} complete runs" in out and "1 runs without a complete result.json" in out
+    assert len(pd.read_csv(tmp_path / "t" / "runs.csv")) == N_COMPLETE

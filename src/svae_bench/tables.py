@@ -777,6 +777,11 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def _unfinished_runs(runs_dir: Path) -> int:
+    """Run directories that started (status.json) but have no result.json: running, failed, interrupted."""
+    return sum(1 for p in runs_dir.rglob("status.json") if not (p.parent / "result.json").exists())
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="svae-bench tables",
@@ -818,6 +823,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot write to '{out_dir}': {exc}", file=sys.stderr)
         return 1
     print(f"tables: {len(rows)} complete runs ({len(skipped)} skipped) from {runs_dir} -> {out_dir}")
+    unfinished = _unfinished_runs(runs_dir)
+    if unfinished:
+        print(f"  ({unfinished} runs without a complete result.json are not in the tables: "
+              f"svae-bench status --runs {runs_dir} lists them)")
     for name in outputs:
         print(f"  {out_dir / name}")
     return 0
