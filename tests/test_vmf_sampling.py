@@ -10,6 +10,7 @@ import torch
 
 from helpers_ref import marginal_cdf, unit
 from svae_bench.distributions import VonMisesFisher
+from svae_bench.distributions import vmf_marginal
 from svae_bench.distributions.vmf_marginal import sample_t, wood_b
 
 N = 60_000
@@ -20,8 +21,13 @@ KS_ALPHA = 1e-3
 GRID = [(3, 1e-3), (3, 5.0), (3, 1e4), (41, 11.0), (101, 11.0), (101, 1000.0), (11, 1e5), (1001, 100.0), (5, 2.0), (6, 0.5)]
 
 
+@pytest.mark.parametrize("path", ["rounds_of_8", "large_batch"])
 @pytest.mark.parametrize("m,k", GRID)
-def test_marginal_ks(m, k):
+def test_marginal_ks(m, k, path, monkeypatch):
+    # N samples in one call take the large-batch path (rounds over the pending samples);
+    # raising its threshold forces the 8-proposals-per-round path used at training batch sizes.
+    if path == "rounds_of_8":
+        monkeypatch.setattr(vmf_marginal, "LARGE_BATCH", 10**9)
     torch.manual_seed(m + int(k))
     mu = unit(torch.linspace(-1, 1, m) + 0.1)
     q = VonMisesFisher(mu, torch.full((N,), k, dtype=torch.float64))
@@ -113,9 +119,12 @@ def test_wood_acceptance_rate_bound():
             assert rate > 0.65 - 4 * math.sqrt(0.25 / n), (m, k, rate)
 
 
-def test_bad_concentration_raises_instead_of_looping():
+@pytest.mark.parametrize("n", [2, vmf_marginal.LARGE_BATCH])
+def test_bad_concentration_raises_instead_of_looping(n):
+    k = torch.ones(n, dtype=torch.float64)
+    k[1] = float("nan")
     with pytest.raises(RuntimeError, match="no proposal accepted"):
-        sample_t(torch.tensor([1.0, float("nan")], dtype=torch.float64), 11)
+        sample_t(k, 11)
 
 
 def test_stable_b_has_no_cancellation():
