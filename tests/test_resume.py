@@ -138,3 +138,21 @@ def test_persistent_nan_fails_the_run_without_a_result(tmp_path):
     state, status = run_state(tmp_path / RUN)
     assert state == "failed" and "non-finite objective" in status["reason"]
     assert [e["attempt"] for e in status["events"] if e["event"] == "non_finite"] == [1, 2, 3]
+
+
+def test_a_second_process_does_not_touch_a_running_run(tmp_path):
+    long = ["trainer.max_epochs=60"]  # still running while the second process starts
+    first = subprocess.Popen(command(*long), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while status_epoch(tmp_path / RUN) < 1:
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        second = run(tmp_path, *long)
+        assert second.returncode == 0
+        assert "is being run by process" in second.stderr + second.stdout
+        assert first.poll() is None, "the first run ended before the second started: nothing was tested"
+    finally:
+        assert first.wait(timeout=600) == 0
+    record = result(tmp_path)
+    assert record["epochs"] == 60 and record["resumed_from_epoch"] == 0 and record["events"] == []

@@ -10,6 +10,7 @@ A run whose result.json is complete is skipped unless force=true.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from .evaluate import check_eval_config, codes, evaluate
 from .models import build_model
 from .records import RESULT_FILE, git_commit, is_complete_record, read_result, save_torch_atomic, versions, write_bytes_atomic, write_json_atomic
 from .checkpoint import remove_state
-from .status import write_status
+from .status import run_state, write_status
 from .train import TrainingFailed, check_trainer_config, train
 
 log = logging.getLogger("svae_bench")
@@ -106,6 +107,11 @@ def run_one(cfg: DictConfig, out_dir: Path) -> dict | None:
             log.warning("note: the recorded run used different values for %s; force=true re-runs it with these",
                         ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else ""))
         return None
+    state, status = run_state(out_dir)
+    if state == "running" and status.get("pid") != os.getpid():
+        log.warning("skip: %s is being run by process %s on %s (svae-bench status shows it)", out_dir,
+                    status.get("pid"), status.get("host"))
+        return None
     check_config(cfg)
     provenance = {"versions": versions(), "git_commit": git_commit()}  # of the code that starts the run
     device = pick_device(str(cfg.device))
@@ -122,6 +128,8 @@ def run_one(cfg: DictConfig, out_dir: Path) -> dict | None:
     # Everything is validated: only now touch the run directory. A forced re-run with a
     # bad value therefore keeps the old record; a good one is not complete until it ends.
     (out_dir / RESULT_FILE).unlink(missing_ok=True)
+    for leftover in out_dir.glob(".*.tmp"):  # temp files of atomic writes cut short by a kill
+        leftover.unlink(missing_ok=True)
     if cfg.force:
         remove_state(out_dir)  # force: from scratch, not from the last epoch
     write_bytes_atomic(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
