@@ -134,7 +134,11 @@ def test_injected_nan_rolls_back_and_retries(reference, tmp_path):
 def test_persistent_nan_fails_the_run_without_a_result(tmp_path):
     out = run(tmp_path, "trainer.debug_nan_at_step=60", "trainer.debug_nan_times=100", "trainer.nan_retries=2")
     assert out.returncode == 1
-    assert not (tmp_path / RUN / "result.json").exists()
+    failed = result(tmp_path)
+    assert failed["status"] == "failed" and "metrics" not in failed and "non-finite objective" in failed["reason"]
+    from svae_bench import tables
+
+    assert tables.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "t")]) == 2  # no complete run
     state, status = run_state(tmp_path / RUN)
     assert state == "failed" and "non-finite objective" in status["reason"]
     assert [e["attempt"] for e in status["events"] if e["event"] == "non_finite"] == [1, 2, 3]

@@ -143,8 +143,14 @@ def run_one(cfg: DictConfig, out_dir: Path) -> dict | None:
                        run_dir=out_dir, resume_config=resume_values(cfg),
                        on_epoch=lambda epoch: write_status(out_dir, "running", epoch=epoch))
     except TrainingFailed as err:
+        # A record that says failed, with no metrics: tables report it as skipped, never use it.
+        write_json_atomic(out_dir / RESULT_FILE, {
+            "status": "failed", "reason": err.reason, "events": err.events, "experiment": str(cfg.experiment_name),
+            "model": str(cfg.model.name), "dataset": str(cfg.dataset.name), "latent_dim": int(cfg.latent_dim),
+            "beta": float(cfg.beta), "seed": int(cfg.seed), **provenance,
+            "config": OmegaConf.to_container(cfg, resolve=True)})
         write_status(out_dir, "failed", reason=err.reason, events=err.events)
-        log.error("failed: %s (status.json; no result is recorded)", err.reason)
+        log.error("failed: %s (result.json says failed; no metric of this run enters a table)", err.reason)
         raise
     save_torch_atomic(out_dir / "checkpoint.pt", {"model": model.state_dict(), "epoch": result.best_epoch})
 
