@@ -55,3 +55,12 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, overrides, expected):
     assert "Traceback" not in out.stdout + out.stderr
     written = [p for p in tmp_path.rglob("*") if p.is_file() and p != a_file]
     assert not written, written
+
+
+def test_debug_flag_shows_the_traceback(tmp_path: Path):
+    import os
+
+    env = {**os.environ, "SVAE_BENCH_DEBUG": "1"}
+    out = subprocess.run([sys.executable, "-m", "svae_bench", "run", *FAST, *SMALL_SYNTHETIC, "eval.knn_labels=[5000]"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode != 0 and "Traceback" in out.stderr and "knn_labels" in out.stderr

@@ -65,6 +65,8 @@ def test_expected_cells_of_the_table1_sweep() -> None:
                                            "n_seeds=1"], "R")
     assert sorted(d.parts[3] for d in dirs) == ["nvae", "psvae", "svae"]
     assert len(sweep_status.expected_run_dirs(["experiment=table2"], "R")) == 2 * 5 * 20
+    latent = sweep_status.expected_run_dirs(["experiment=mnist_latent", "budget=laptop"], "R")
+    assert latent == [Path(f"R/mnist_latent_laptop/mnist/{m}/d=2/beta=1/seed=0") for m in ("nvae", "svae")]
 
 
 def test_status_command_counts_and_lists(tmp_path: Path, capsys) -> None:

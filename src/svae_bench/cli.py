@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 USAGE = """usage: svae-bench <command> [args]
@@ -39,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     if command == "run":
         from .overrides import check_run_overrides
 
-        problem = check_run_overrides(rest)
+        # SVAE_BENCH_DEBUG=1: no pre-check, errors raise with their traceback inside the job
+        problem = None if os.environ.get("SVAE_BENCH_DEBUG") else check_run_overrides(rest)
         if problem is not None:
             print(f"error: {problem}", file=sys.stderr)
             return 2

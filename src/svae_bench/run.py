@@ -238,6 +238,8 @@ def hydra_main(cfg: DictConfig) -> None:
         run_one(cfg, out_dir)
     except ConfigError as err:
         discard_if_empty(out_dir, Path(str(cfg.runs_root)))
+        if os.environ.get("SVAE_BENCH_DEBUG"):
+            raise  # the full traceback, for debugging
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except TrainingFailed:
