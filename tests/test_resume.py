@@ -162,3 +162,10 @@ def test_a_second_process_does_not_touch_a_running_run(tmp_path):
         assert first.wait(timeout=600) == 0
     record = result(tmp_path)
     assert record["epochs"] == 60 and record["resumed_from_epoch"] == 0 and record["events"] == []
+
+
+def test_two_faults_in_one_epoch_compound_the_lr_cut(tmp_path):
+    out = run(tmp_path, "trainer.debug_nan_at_step=150", "trainer.debug_nan_times=2")
+    assert out.returncode == 0, out.stderr[-3000:]
+    faults = [e for e in result(tmp_path)["events"] if e["event"] == "non_finite"]
+    assert [(e["epoch"], e["attempt"], e["lr"]) for e in faults] == [(4, 1, 5e-4), (4, 2, 2.5e-4)]

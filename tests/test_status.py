@@ -37,8 +37,10 @@ def test_run_states(tmp_path: Path) -> None:
     cases = {
         "complete": make_run(tmp_path, "a", {"status": "running", "host": host, "pid": dead_pid()}, complete=True),
         "failed": make_run(tmp_path, "b", {"status": "failed", "reason": "non-finite objective"}),
-        "running": make_run(tmp_path, "c", {"status": "running", "host": host, "pid": os.getpid(), "epoch": 3}),
-        "interrupted": make_run(tmp_path, "d", {"status": "running", "host": host, "pid": dead_pid(), "epoch": 3}),
+        "running": make_run(tmp_path, "c", {"status": "running", "host": host, "pid": os.getpid(), "epoch": 3,
+                                            "updated": now}),
+        "interrupted": make_run(tmp_path, "d", {"status": "running", "host": host, "pid": dead_pid(), "epoch": 3,
+                                                "updated": now}),
     }
     for expected, d in cases.items():
         assert run_state(d)[0] == expected, d
@@ -46,6 +48,9 @@ def test_run_states(tmp_path: Path) -> None:
     fresh = make_run(tmp_path, "e", {"status": "running", "host": "elsewhere", "pid": 1, "updated": now - 60})
     stale = make_run(tmp_path, "f", {"status": "running", "host": "elsewhere", "pid": 1, "updated": now - 86400})
     assert run_state(fresh)[0] == "running" and run_state(stale)[0] == "interrupted"
+    # this host, a live pid, but silent for a day: the pid was reused, the run is gone
+    reused = make_run(tmp_path, "h", {"status": "running", "host": host, "pid": os.getpid(), "updated": now - 86400})
+    assert run_state(reused)[0] == "interrupted"
     assert run_state(make_run(tmp_path, "g"))[0] == "interrupted"  # started, never wrote a status
     assert run_state(tmp_path / "never")[0] == "missing"
 

@@ -83,6 +83,17 @@ def load_state(run_dir: Path) -> dict[str, Any] | None:
         raise CorruptCheckpoint(f"{path} lacks {', '.join(missing)}")
     if state["format"] != FORMAT:
         raise CorruptCheckpoint(f"{path} has format {state['format']!r}, expected {FORMAT}")
+    rng = state["rng"]
+    nested = {"rng": ("torch", "numpy", "python", "order", "binarize"),
+              "rng.numpy": ("kind", "keys", "pos", "has_gauss", "cached"),
+              "rng.python": ("version", "internal", "gauss_next")}
+    for where, keys in nested.items():
+        node = {"rng": rng, "rng.numpy": rng.get("numpy") if isinstance(rng, dict) else None,
+                "rng.python": rng.get("python") if isinstance(rng, dict) else None}[where]
+        if not isinstance(node, dict) or any(key not in node for key in keys):
+            raise CorruptCheckpoint(f"{path} has an incomplete {where}")
+    if not isinstance(state["model"], dict) or not isinstance(state["optimizer"], dict):
+        raise CorruptCheckpoint(f"{path} has no model or optimiser state")
     return state
 
 

@@ -46,8 +46,17 @@ def override_args(args: list[str]) -> list[str] | None:
     return out
 
 
+def _is_glob(override) -> bool:
+    from hydra.core.override_parser.types import ValueType
+
+    return override.value_type == ValueType.GLOB_CHOICE_SWEEP
+
+
 def _values(override) -> list[str]:
+    """The values an override names; [] for a glob, which only Hydra can expand."""
     if override.is_sweep_override():
+        if _is_glob(override):
+            return []
         return [str(v) for v in override.sweep_string_iterator()]
     value = override.value()
     return [] if value is None else [str(value)]
@@ -124,11 +133,19 @@ def compose_jobs(overrides: list[str], multirun: bool | None = None) -> list:
                     composed[group_lines] = compose("config", overrides=list(group_lines), return_hydra_config=True)
                 cfg = OmegaConf.create(OmegaConf.to_container(composed[group_lines]))
                 for o in job_parsed:
-                    if o.key_or_group.lstrip("+~") not in groups:
+                    key = o.key_or_group.lstrip("+~")
+                    if key in groups:
+                        continue
+                    if o.is_delete():
+                        parent, _, leaf = key.rpartition(".")
+                        node = OmegaConf.select(cfg, parent) if parent else cfg
+                        if node is not None and leaf in node:
+                            del node[leaf]
+                    else:
                         OmegaConf.update(cfg, o.key_or_group.lstrip("+"), o.value(), force_add=True)
                 out.append(cfg)
             return out
-    except (HydraException, OmegaConfBaseException) as err:
+    except (HydraException, OmegaConfBaseException, ValueError) as err:
         lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
         raise ConfigError(" ".join(lines) if lines else type(err).__name__) from None  # options on own lines
     finally:
@@ -179,7 +196,9 @@ def check_run_overrides(args: list[str]) -> str | None:
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException as err:
-        return str(err).strip().splitlines()[-1]
+        return " ".join(line.strip() for line in str(err).strip().splitlines() if line.strip())
+    if any(_is_glob(o) for o in parsed):
+        return None  # glob(...) needs Hydra's config loader to expand: Hydra checks that sweep itself
     options = group_options()
     for o in parsed:
         group = o.key_or_group
@@ -187,14 +206,17 @@ def check_run_overrides(args: list[str]) -> str | None:
             unknown = [v for v in _values(o) if v not in options[group] and v != "null"]
             if unknown:
                 return f"{group}={unknown[0]} is unknown; allowed: {', '.join(options[group])}"
-    if any(a in args for a in ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i")):
-        multirun = False  # printing, not running: check the first job only
+    printing = any(a in args for a in ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i"))
+    if printing:
+        multirun = False  # printing, not running: the names and keys only
     else:
         multirun = True if ("-m" in args or "--multirun" in args) else None
     try:
         jobs = compose_jobs(overrides, multirun)
     except ConfigError as err:
         return str(err)
+    if printing:
+        return None
     for cfg in jobs:
         if not _writable(Path(str(cfg.runs_root))):
             return f"runs_root={cfg.runs_root} is not writable (or not a directory); choose another with runs_root=DIR"

@@ -8,8 +8,8 @@ mark of a finished run. :func:`run_state` combines them into one of
 
 * ``complete``: result.json is complete;
 * ``failed``: the run gave up (e.g. numerical faults beyond the retry budget);
-* ``running``: status.json says running and its process is alive (same host),
-  or, on another host, it was updated within ``stale_after`` seconds;
+* ``running``: status.json says running and was updated within ``stale_after``
+  seconds and, on this host, its process is alive;
 * ``interrupted``: it started but is neither complete, failed nor running (killed,
   crashed, machine lost): re-running the same command resumes it;
 * ``missing``: no trace of the run.
@@ -71,9 +71,10 @@ def run_state(run_dir: Path, stale_after: float = DEFAULT_STALE_AFTER_S) -> tupl
     if status.get("status") == "failed":
         return "failed", status
     if status.get("status") == "running":
-        if status.get("host") == socket.gethostname():
-            return ("running" if _alive(status.get("pid")) else "interrupted"), status
         updated = status.get("updated")
         fresh = isinstance(updated, (int, float)) and time.time() - updated < stale_after
+        if status.get("host") == socket.gethostname():
+            # alive and updated recently: a pid reused by another process does not count for ever
+            return ("running" if _alive(status.get("pid")) and fresh else "interrupted"), status
         return ("running" if fresh else "interrupted"), status
     return "interrupted", status  # "complete" in status.json but no complete result.json

@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="runs root (default: runs, or the sweep's runs_root)")
     p.add_argument("--all", action="store_true", help="list complete cells too")
     p.add_argument("overrides", nargs="*", help="the sweep's overrides, as given to `svae-bench run -m`")
+    argv = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("-m", "--multirun")]  # pasted run args
     try:
         args = p.parse_args(argv)
     except SystemExit as exc:

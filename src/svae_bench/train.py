@@ -117,7 +117,10 @@ def progress_enabled(setting) -> bool:
 def validation_terms(model: VAE, x: torch.Tensor, batch: int, seed: int) -> tuple[float, float]:
     """(re, kl) means over x, one sample per point from a fixed noise stream."""
     model.eval()
-    with torch.random.fork_rng(devices=[]):
+    # Save and restore the generator the samples come from (CUDA's on a GPU), so that the
+    # fixed validation noise does not reset the training noise of the next epoch.
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         re = kl = 0.0
         for i in range(0, x.shape[0], batch):
@@ -205,6 +208,7 @@ def train(model: VAE, data: DataBundle, cfg, beta: float, seed: int, metrics_pat
             events.append({"event": "resumed", "epoch": resumed_from})
 
     last_good = snapshot(start_epoch - 1)
+    faults_since_good = 0  # numerical faults since last_good: the retry lr is factor ** this
     global_step = (start_epoch - 1) * n_batches
     stopped = bool(history) and since_best >= patience
     epoch = start_epoch
@@ -239,6 +243,7 @@ def train(model: VAE, data: DataBundle, cfg, beta: float, seed: int, metrics_pat
         except _NonFinite as fault:
             bar.close()
             attempt = sum(1 for e in events if e["event"] == "non_finite") + 1
+            faults_since_good += 1
             event = {"event": "non_finite", "what": fault.what, "epoch": epoch, "step": fault.step,
                      "attempt": attempt}
             events.append(event)
@@ -248,7 +253,7 @@ def train(model: VAE, data: DataBundle, cfg, beta: float, seed: int, metrics_pat
                 log.error("failed: %s", reason)
                 raise TrainingFailed(reason, events) from None
             restore(last_good)
-            lr *= lr_factor
+            lr *= lr_factor ** faults_since_good  # compounding over the faults since that epoch
             _set_lr(opt, lr)
             torch.manual_seed(seed + _RETRY_SEED_STRIDE * attempt)  # a fresh noise stream
             event["lr"] = lr
@@ -269,14 +274,17 @@ def train(model: VAE, data: DataBundle, cfg, beta: float, seed: int, metrics_pat
         if not math.isfinite(val_objective):
             # Finite steps but a non-finite validation pass: count it as a fault of this epoch.
             attempt = sum(1 for e in events if e["event"] == "non_finite") + 1
-            events.append({"event": "non_finite", "what": "validation objective", "epoch": epoch,
-                           "step": global_step, "attempt": attempt})
+            faults_since_good += 1
+            event = {"event": "non_finite", "what": "validation objective", "epoch": epoch,
+                     "step": global_step, "attempt": attempt}
+            events.append(event)
             if attempt > retries:
                 raise TrainingFailed(f"non-finite validation objective at epoch {epoch} after {retries} "
                                      "retries (trainer.nan_retries)", events)
             restore(last_good)
-            lr *= lr_factor
+            lr *= lr_factor ** faults_since_good
             _set_lr(opt, lr)
+            event["lr"] = lr
             torch.manual_seed(seed + _RETRY_SEED_STRIDE * attempt)
             global_step = (epoch - 1) * n_batches
             continue
@@ -289,6 +297,7 @@ def train(model: VAE, data: DataBundle, cfg, beta: float, seed: int, metrics_pat
             since_best += 1
         stopped = since_best >= patience
         last_good = snapshot(epoch)
+        faults_since_good = 0
         if run_dir is not None:
             save_state(run_dir, last_good)
         if metrics_path is not None:

@@ -48,8 +48,8 @@ def make_synthetic(cfg: DictConfig) -> DataBundle:
 
     n = int(cfg.n_train) + int(cfg.n_val) + int(cfg.n_test)
     labels = torch.randint(k_comp, (n,), generator=gen)
-    with torch.random.fork_rng(devices=[]):  # the vMF sampler draws from the global stream
-        torch.manual_seed(int(cfg.data_seed))
+    with torch.random.fork_rng(devices=[]):  # the vMF sampler draws from the global CPU stream
+        torch.default_generator.manual_seed(int(cfg.data_seed))  # not manual_seed: that reseeds CUDA too
         z = VonMisesFisher(mu[labels].double(), torch.tensor(float(cfg.concentration), dtype=torch.float64)).sample()
     z = z.float()
 
