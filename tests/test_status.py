@@ -87,6 +87,8 @@ def test_status_command_counts_and_lists(tmp_path: Path, capsys) -> None:
     assert out.splitlines()[0] == "4 runs (experiment=table1 budget=laptop latent_dim=10 n_seeds=2): 1 complete, " \
                                   "1 interrupted, 1 failed, 1 missing"
     assert "after epoch 7: re-run the same command to resume" in out and "boom" in out
+    assert sweep_status.main(["-m", *args]) == 0  # the run command's -m, pasted along
+    assert capsys.readouterr().out.startswith("4 runs")
     assert sweep_status.main(["--runs", str(root)]) == 0
     assert capsys.readouterr().out.startswith("3 runs")
 
