@@ -240,6 +240,11 @@ def train(model: VAE, data: DataBundle, cfg, beta: float, seed: int, metrics_pat
                 sums += torch.stack([objective.detach(), terms.re.detach(), terms.kl.detach()]).double() * m
                 if show and b % 20 == 0:
                     bar.set_postfix(objective=f"{objective.item():.2f}")
+            bar.close()
+            val_re, val_kl = validation_terms(model, x_val, 1000, seed + 2)
+            val_objective = val_re - beta * val_kl
+            if not math.isfinite(val_objective):  # finite steps, non-finite validation: a fault too
+                raise _NonFinite("validation objective", global_step)
         except _NonFinite as fault:
             bar.close()
             attempt = sum(1 for e in events if e["event"] == "non_finite") + 1
@@ -261,33 +266,13 @@ def train(model: VAE, data: DataBundle, cfg, beta: float, seed: int, metrics_pat
                         "(retry %d of %d)", fault.what, epoch, fault.step, last_good["epoch"], lr, attempt, retries)
             global_step = (epoch - 1) * n_batches
             continue
-        bar.close()
         objective_sum, re_sum, kl_sum = (sums / n).tolist()
-        val_re, val_kl = validation_terms(model, x_val, 1000, seed + 2)
-        val_objective = val_re - beta * val_kl
         row = {
             "epoch": epoch, "beta_t": beta_t, "train_objective": objective_sum,
             "train_elbo": re_sum - kl_sum, "train_re": re_sum, "train_kl": kl_sum,
             "val_objective": val_objective, "val_elbo": val_re - val_kl,
             "val_re": val_re, "val_kl": val_kl, "seconds": time.perf_counter() - t0,
         }
-        if not math.isfinite(val_objective):
-            # Finite steps but a non-finite validation pass: count it as a fault of this epoch.
-            attempt = sum(1 for e in events if e["event"] == "non_finite") + 1
-            faults_since_good += 1
-            event = {"event": "non_finite", "what": "validation objective", "epoch": epoch,
-                     "step": global_step, "attempt": attempt}
-            events.append(event)
-            if attempt > retries:
-                raise TrainingFailed(f"non-finite validation objective at epoch {epoch} after {retries} "
-                                     "retries (trainer.nan_retries)", events)
-            restore(last_good)
-            lr *= lr_factor ** faults_since_good
-            _set_lr(opt, lr)
-            event["lr"] = lr
-            torch.manual_seed(seed + _RETRY_SEED_STRIDE * attempt)
-            global_step = (epoch - 1) * n_batches
-            continue
         history.append(row)
         improved = val_objective > best
         if improved:
