@@ -26,6 +26,15 @@ commands:
 """
 
 
+def parse_args(parser, argv):
+    """``parser.parse_args(argv)``, or the exit status argparse wanted (0 after --help, 2 on a
+    usage error): subcommands return it instead of exiting."""
+    try:
+        return parser.parse_args(None if argv is None else list(argv))
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):

@@ -459,10 +459,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``svae-bench figures``: returns 0 on success, 2 on a usage / input error."""
-    try:
-        args = _parser().parse_args(None if argv is None else list(argv))
-    except SystemExit as exc:  # --help, or an argparse usage error
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    from .cli import parse_args
+
+    args = parse_args(_parser(), argv)
+    if isinstance(args, int):  # --help, or an argparse usage error
+        return args
 
     runs_root: Path = args.runs
     if not runs_root.is_dir():

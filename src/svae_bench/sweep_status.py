@@ -18,6 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .cli import parse_args
 from .errors import ConfigError
 from .status import STATES, run_state
 
@@ -56,10 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--all", action="store_true", help="list complete cells too")
     p.add_argument("overrides", nargs="*", help="the sweep's overrides, as given to `svae-bench run -m`")
     argv = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("-m", "--multirun")]  # pasted run args
-    try:
-        args = p.parse_args(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 2
+    args = parse_args(p, argv)
+    if isinstance(args, int):
+        return args
     if args.overrides:
         try:
             dirs = expected_run_dirs(args.overrides, None if args.runs is None else str(args.runs))

@@ -66,10 +66,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -79,6 +77,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from .cli import parse_args
+from .records import write_bytes_atomic
 
 MODEL_ORDER: tuple[str, ...] = ("ae", "nvae", "svae", "psvae")
 MODEL_NAMES: dict[str, str] = {"ae": "AE", "nvae": "N-VAE", "svae": "S-VAE", "psvae": "PS-VAE"}
@@ -756,27 +757,6 @@ def render_outputs(runs: pd.DataFrame, source: str) -> dict[str, str]:
     }
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file next to ``path``, then ``os.replace`` it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _unfinished_runs(runs_dir: Path) -> int:
     """Run directories that started (status.json) but have no result.json: running, failed, interrupted."""
     return sum(1 for p in runs_dir.rglob("status.json") if not (p.parent / "result.json").exists())
@@ -796,10 +776,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``svae-bench tables``; returns the exit status (0 ok, 2 bad input, 1 write error)."""
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:  # argparse exits on --help and usage errors; we return instead
-        return exc.code if isinstance(exc.code, int) else 2
+    args = parse_args(_parser(), argv)
+    if isinstance(args, int):  # --help or a usage error: argparse's exit status, returned
+        return args
     runs_dir, out_dir = args.runs, args.out
     if not runs_dir.exists():
         print(f"error: runs directory '{runs_dir}' does not exist", file=sys.stderr)
@@ -818,7 +797,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, text in outputs.items():
-            write_atomic(out_dir / name, text)
+            write_bytes_atomic(out_dir / name, text.encode("utf-8"))
     except OSError as exc:
         print(f"error: cannot write to '{out_dir}': {exc}", file=sys.stderr)
         return 1

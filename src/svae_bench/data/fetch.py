@@ -40,6 +40,7 @@ from typing import IO
 
 import numpy as np
 
+from ..cli import parse_args
 from ..errors import ConfigError
 from ..records import write_bytes_atomic
 from .mnist import FILES, default_data_root
@@ -385,10 +386,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``svae-bench data``; returns the exit status (0 ok, 1 fetch failure, 2 bad input)."""
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:  # argparse exits on --help and usage errors; we return instead
-        return exc.code if isinstance(exc.code, int) else 2
+    args = parse_args(_parser(), argv)
+    if isinstance(args, int):  # --help or a usage error: argparse's exit status, returned
+        return args
     try:
         if args.dataset != "mnist":
             raise ConfigError(f"unknown dataset {args.dataset!r}; allowed: mnist")
