@@ -15,6 +15,8 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from .errors import ConfigError
+
 #: Hydra flags whose next argument is their value (not an override)
 _FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--shell-completion", "-sc",
                      "--experimental-rerun"}
@@ -101,8 +103,7 @@ def compose_jobs(overrides: list[str], multirun: bool | None = None) -> list:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from . import run as _run  # noqa: F401  (registers the svae_fmt resolver of the run directory)
-    from .errors import ConfigError
+    from . import resolvers  # noqa: F401  (the svae_fmt resolver of the run directory)
 
     parser = OverridesParser.create()
     GlobalHydra.instance().clear()
@@ -174,12 +175,8 @@ def check_values(cfg) -> None:
     check_eval_config(job.eval, n_train)
     pick_device(str(job.device))
     if job.model.latent not in HEADS:
-        from .errors import ConfigError
-
         raise ConfigError(f"model.latent={job.model.latent!r} is unknown; allowed: {', '.join(HEADS)}")
     if job.model.get("activation", "relu") not in ACTIVATIONS:
-        from .errors import ConfigError
-
         raise ConfigError(f"model.activation={job.model.activation!r} is unknown; allowed: {', '.join(ACTIVATIONS)}")
 
 
@@ -187,8 +184,6 @@ def check_run_overrides(args: list[str]) -> str | None:
     """A one-line error for ``svae-bench run <args>``, or None; see the module docstring."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
-
-    from .errors import ConfigError
 
     overrides = override_args(args)
     if overrides is None:

@@ -27,20 +27,12 @@ from .errors import ConfigError
 from .evaluate import check_eval_config, codes, evaluate
 from .models import build_model
 from .records import RESULT_FILE, git_commit, is_complete_record, read_result, save_torch_atomic, versions, write_bytes_atomic, write_json_atomic
+from .resolvers import format_number  # also registers ${svae_fmt:...} for hydra/default.yaml
 from .checkpoint import remove_state
 from .status import run_state, write_status
 from .train import TrainingFailed, check_trainer_config, train
 
 log = logging.getLogger("svae_bench")
-
-
-def format_number(x) -> str:
-    """Numbers in run directory names: 1, 1.0 and 1e0 all give '1'; 0.1 gives '0.1'."""
-    return format(float(x), "g")
-
-
-if not OmegaConf.has_resolver("svae_fmt"):
-    OmegaConf.register_new_resolver("svae_fmt", format_number)
 
 
 def check_config(cfg: DictConfig) -> None:
