@@ -121,7 +121,10 @@ HIDDEN_FIELD_BOMB = p2(array_ops(
 OLD_READER = textwrap.dedent("""
     import io, pickle, sys
     import numpy as np
-    from numpy._core.multiarray import _reconstruct
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import _reconstruct
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"): _reconstruct, ("numpy", "ndarray"): np.ndarray,
                ("numpy", "dtype"): np.dtype}
     class RestrictedUnpickler(pickle.Unpickler):  # the reader fetch.py used before safe_pickle
