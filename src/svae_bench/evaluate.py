@@ -79,17 +79,6 @@ def knn_accuracy(train_codes: np.ndarray, train_labels: np.ndarray, test_codes: 
     return float(np.mean(accs))
 
 
-def check_eval_config(cfg, n_train: int) -> None:
-    """Fail before training, not after it, on eval values that cannot work."""
-    for key in ("is_samples", "is_batch_points", "knn_neighbors", "knn_repeats"):
-        value = cfg.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"eval.{key}={value!r} must be a positive integer")
-    for n in cfg.knn_labels:
-        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= n_train:
-            raise ConfigError(f"eval.knn_labels contains {n!r}; allowed: integers from 1 to the {n_train} training points")
-
-
 def evaluate(model: VAE, train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, cfg,
              seed: int) -> dict:
     """All test metrics for one trained model (``cfg`` is the eval config group)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -38,16 +39,22 @@ def default_data_root() -> str:
     return os.environ.get("SVAE_BENCH_DATA") or str(Path.home() / ".cache" / "svae-bench")
 
 
-def read_idx(raw_dir: Path, stem: str) -> np.ndarray:
-    """One IDX file (``stem`` or ``stem.gz``) as a uint8 array, after checking its header and size."""
-    magic, shape = FILES[stem]
+def idx_path(raw_dir: Path, stem: str) -> Path:
+    """The file holding ``stem`` (the raw file, else ``stem.gz``); ConfigError if neither exists."""
     candidates = [raw_dir / stem, raw_dir / f"{stem}.gz"]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
         raise ConfigError(f"MNIST file {candidates[1]} (or {candidates[0].name}) is missing; {HOW_TO_GET}")
+    return path
+
+
+def read_idx(raw_dir: Path, stem: str) -> np.ndarray:
+    """One IDX file (``stem`` or ``stem.gz``) as a uint8 array, after checking its header and size."""
+    magic, shape = FILES[stem]
+    path = idx_path(raw_dir, stem)
     try:
         data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:  # zlib.error: a flipped byte inside
         raise ConfigError(f"MNIST file {path} is corrupt ({err}); {HOW_TO_GET}") from err
     header_len = 4 + 4 * len(shape)
     expected = header_len + int(np.prod(shape))
@@ -59,11 +66,21 @@ def read_idx(raw_dir: Path, stem: str) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(shape)
 
 
-def make_mnist(cfg: DictConfig) -> DataBundle:
-    root = Path(os.path.expanduser(str(cfg.get("data_root") or default_data_root())))
+def mnist_raw_dir(data_root: str | None) -> Path:
+    """``<data_root>/MNIST/raw`` after checking that the root exists and the four files are there
+    (a cheap check, no decompression: the preflight of a sweep runs it before anything is written)."""
+    root = Path(os.path.expanduser(str(data_root or default_data_root())))
     if not root.is_dir():
         raise ConfigError(f"dataset.data_root={str(root)!r} does not exist; {HOW_TO_GET}")
     raw = root / "MNIST" / "raw"
+    for stem in FILES:
+        idx_path(raw, stem)
+    return raw
+
+
+def make_mnist(cfg: DictConfig) -> DataBundle:
+    raw = mnist_raw_dir(cfg.get("data_root"))
+    root = raw.parent.parent
     train_x = read_idx(raw, "train-images-idx3-ubyte")
     train_y = read_idx(raw, "train-labels-idx1-ubyte")
     test_x = read_idx(raw, "t10k-images-idx3-ubyte")
