@@ -11,7 +11,10 @@ writable. It returns a one-line message, or None when everything is fine.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -86,13 +89,24 @@ def config_groups() -> set[str]:
     return set(group_options()) | {"hydra/launcher", "hydra/sweeper", "hydra/job_logging", "hydra/hydra_logging"}
 
 
-def compose_jobs(overrides: list[str], multirun: bool | None = None) -> list:
-    """The composed config (with its ``hydra`` node) of every job that ``svae-bench run`` launches.
+@dataclass(frozen=True)
+class Job:
+    """One job of ``svae-bench run``: its resolved config (without Hydra's node) and run directory."""
+
+    values: dict
+    run_dir: Path
+
+
+def compose_jobs(overrides: list[str], multirun: bool | None = None) -> list[Job]:
+    """Every job that ``svae-bench run`` launches, with its resolved config and run directory.
 
     Sweeps expand as Hydra's basic sweeper expands them: the ``hydra.sweeper.params``
     of the composed config (an experiment's lists), with command-line lists replacing
     those for the same keys. ``multirun`` None: as the config's ``hydra.mode`` says.
-    Raises ConfigError with Hydra's message (one line) on an invalid override.
+    Hydra composes once per choice of config groups; each job's plain values are then
+    set on that config in place (every job of a sweep sets the same keys), so expanding
+    a sweep costs about a millisecond a job. Raises ConfigError with Hydra's message
+    (one line) on an invalid override, or naming the value whose interpolation fails.
     """
     from hydra import compose, initialize_config_module
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -109,12 +123,12 @@ def compose_jobs(overrides: list[str], multirun: bool | None = None) -> list:
     GlobalHydra.instance().clear()
     try:
         parsed = parser.parse_overrides(overrides)
-        with initialize_config_module("svae_bench.conf", version_base="1.3"):
+        with initialize_config_module("svae_bench.conf", version_base="1.3"), _parse_cache():
             base = compose("config", overrides=[_first_value_line(o) for o in parsed], return_hydra_config=True)
             if multirun is None:
                 multirun = base.hydra.mode == RunMode.MULTIRUN or any(o.is_sweep_override() for o in parsed)
             if not multirun:
-                return [base]
+                return [_job(base)]
             fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
             swept = compose("config", overrides=fixed, return_hydra_config=True)
             given = {o.get_key_element() for o in parsed}
@@ -124,27 +138,20 @@ def compose_jobs(overrides: list[str], multirun: bool | None = None) -> list:
             jobs = [job for batch in BasicSweeper.split_arguments(parser.parse_overrides(lines), None)
                     for job in batch]
             groups = config_groups()
-            composed: dict[tuple[str, ...], object] = {}
+            parsed_lines: dict[str, object] = {}  # each distinct "key=value" is parsed once
+            combos: dict[tuple[str, ...], _Combo] = {}
             out = []
             for job in jobs:
-                # Compose once per choice of config groups; plain values are set on a copy.
-                job_parsed = parser.parse_overrides(list(job))
+                for line in job:
+                    if line not in parsed_lines:
+                        parsed_lines[line] = parser.parse_overrides([line])[0]
+                job_parsed = [parsed_lines[line] for line in job]
                 group_lines = tuple(o.input_line for o in job_parsed if o.key_or_group.lstrip("+~") in groups)
-                if group_lines not in composed:
-                    composed[group_lines] = compose("config", overrides=list(group_lines), return_hydra_config=True)
-                cfg = OmegaConf.create(OmegaConf.to_container(composed[group_lines]))
-                for o in job_parsed:
-                    key = o.key_or_group.lstrip("+~")
-                    if key in groups:
-                        continue
-                    if o.is_delete():
-                        parent, _, leaf = key.rpartition(".")
-                        node = OmegaConf.select(cfg, parent) if parent else cfg
-                        if node is not None and leaf in node:
-                            del node[leaf]
-                    else:
-                        OmegaConf.update(cfg, o.key_or_group.lstrip("+"), o.value(), force_add=True)
-                out.append(cfg)
+                if group_lines not in combos:
+                    combos[group_lines] = _Combo(compose("config", overrides=list(group_lines),
+                                                         return_hydra_config=True))
+                combo = combos[group_lines]
+                out.append(combo.job([o for o in job_parsed if o.key_or_group.lstrip("+~") not in groups]))
             return out
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
@@ -153,31 +160,150 @@ def compose_jobs(overrides: list[str], multirun: bool | None = None) -> list:
         GlobalHydra.instance().clear()
 
 
-def run_dir_of(cfg) -> Path:
-    return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+@contextlib.contextmanager
+def _parse_cache():
+    """Let OmegaConf parse each interpolation string once, not on every access.
+
+    OmegaConf re-parses ``${...}`` strings with ANTLR whenever a value is read (about
+    4 ms for the run directory's template), which made a sweep of 10^4 jobs take minutes.
+    Parse trees are immutable once built and keep references to their own token stream,
+    so reusing one for the same string is safe. Without ``omegaconf.base.parse`` (another
+    OmegaConf version) this does nothing: expansion is then only slower."""
+    import omegaconf.base as omegaconf_base
+
+    original = getattr(omegaconf_base, "parse", None)
+    if original is None:
+        yield
+        return
+    omegaconf_base.parse = functools.lru_cache(maxsize=1024)(original)
+    try:
+        yield
+    finally:
+        omegaconf_base.parse = original
 
 
-def check_values(cfg) -> None:
-    """The checks a run makes before training, on a composed config (ConfigError if one fails)."""
-    from omegaconf import OmegaConf
+def _job(cfg) -> Job:
+    """The job of a composed config (ConfigError naming the value whose interpolation fails)."""
+    from .config_checks import resolved
 
-    from .evaluate import check_eval_config
-    from .models.heads import HEADS
-    from .models.vae import ACTIVATIONS
-    from .run import check_config, pick_device
-    from .train import check_trainer_config
+    return Job(resolved(cfg, exclude=("hydra",)), _run_dir(cfg))
 
-    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    check_config(job)
-    check_trainer_config(job.trainer)
-    dataset = job.dataset
-    n_train = int(dataset.n_train) if "n_train" in dataset else 60000 - int(dataset.get("n_val", 10000))
-    check_eval_config(job.eval, n_train)
-    pick_device(str(job.device))
-    if job.model.latent not in HEADS:
-        raise ConfigError(f"model.latent={job.model.latent!r} is unknown; allowed: {', '.join(HEADS)}")
-    if job.model.get("activation", "relu") not in ACTIVATIONS:
-        raise ConfigError(f"model.activation={job.model.activation!r} is unknown; allowed: {', '.join(ACTIVATIONS)}")
+
+def _run_dir(cfg) -> Path:
+    try:
+        return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+    except Exception as err:  # noqa: BLE001  an interpolation of the run directory that fails
+        raise ConfigError(f"the run directory cannot be resolved: {str(err).splitlines()[0]}") from None
+
+
+class _Combo:
+    """The jobs of a sweep that share one choice of config groups.
+
+    OmegaConf takes milliseconds to resolve a whole config, far too slow for sweeps of
+    10^4 jobs. The config is resolved once; a job then sets its plain values on it in
+    place (every job of a sweep sets the same keys, so nothing of an earlier job remains)
+    and re-resolves only the values that hold an interpolation (their own or one a job
+    sets, e.g. ``experiment_name: table1_${budget_name}``) and the run directory."""
+
+    def __init__(self, composed):
+        from omegaconf import OmegaConf
+
+        from .config_checks import resolved
+
+        self.first = composed
+        self.cfg = OmegaConf.create(OmegaConf.to_container(composed))  # mutable, not struct
+        self.values = resolved(self.cfg, exclude=("hydra",))
+        raw = OmegaConf.to_container(self.cfg, resolve=False)
+        raw.pop("hydra", None)
+        self.interpolated = [path for path, value in _leaves(raw) if _has_interpolation(value)]
+
+    def job(self, plain: list) -> Job:
+        import copy
+
+        from omegaconf import OmegaConf
+        from omegaconf.errors import OmegaConfBaseException
+
+        cfg, values = self.cfg, copy.deepcopy(self.values)
+        paths = list(self.interpolated)
+        for o in plain:
+            key = o.key_or_group.lstrip("+~")
+            parent, _, leaf = key.rpartition(".")
+            if o.is_delete():
+                node = OmegaConf.select(cfg, parent) if parent else cfg
+                if node is not None and leaf in node:
+                    del node[leaf]
+                target = _dict_at(values, parent)
+                if target is not None:
+                    target.pop(leaf, None)
+                paths = [p for p in paths if p != key and not p.startswith(key + ".")]
+                continue
+            value = o.value()
+            if isinstance(value, dict):  # merged into the composed value, not the last job's
+                OmegaConf.update(cfg, key, OmegaConf.select(self.first, key), merge=False, force_add=True)
+            OmegaConf.update(cfg, key, value, force_add=True)
+            paths.append(key)  # re-read: merged, converted or interpolated by OmegaConf
+        for path in paths:
+            try:
+                node = OmegaConf.select(cfg, path, throw_on_missing=True)
+                value = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+            except OmegaConfBaseException as err:
+                message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise ConfigError(f"{path} cannot be resolved: {message}") from None
+            parent, _, leaf = path.rpartition(".")
+            target = _dict_at(values, parent, create=True)
+            target[leaf] = value
+        return Job(values, _run_dir(cfg))
+
+
+def _leaves(node, prefix: str = ""):
+    """(dotted path, value) of a plain container's leaves; a list is one leaf."""
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, path + ".")
+        else:
+            yield path, value
+
+
+def _has_interpolation(value) -> bool:
+    if isinstance(value, str):
+        return "${" in value
+    if isinstance(value, (list, tuple)):
+        return any(_has_interpolation(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_interpolation(v) for v in value.values())
+    return False
+
+
+def _dict_at(values: dict, dotted: str, create: bool = False) -> dict | None:
+    node = values
+    for part in dotted.split(".") if dotted else []:
+        if not isinstance(node.get(part), dict):
+            if not create:
+                return None
+            node[part] = {}
+        node = node[part]
+    return node
+
+
+def check_job(job: Job, checked_data: set | None = None) -> None:
+    """The checks a run makes before training (ConfigError if one fails): every value
+    (:func:`~svae_bench.config_checks.check_run_config`), the data files it reads (once per
+    dataset config in ``checked_data``), that its run directory lies inside its runs root,
+    and that the runs root is writable."""
+    from .config_checks import check_inside, check_run_config
+    from .data import check_data_available
+
+    values = check_run_config(job.values)
+    dataset_key = repr(sorted(values["dataset"].items()))
+    if checked_data is None or dataset_key not in checked_data:
+        check_data_available(values["dataset"])
+        if checked_data is not None:
+            checked_data.add(dataset_key)
+    check_inside(job.run_dir, values["runs_root"])
+    if not _writable(Path(str(values["runs_root"]))):
+        raise ConfigError(f"runs_root={values['runs_root']} is not writable (or not a directory); choose "
+                          f"another with runs_root=DIR")
 
 
 def check_run_overrides(args: list[str]) -> str | None:
@@ -212,12 +338,11 @@ def check_run_overrides(args: list[str]) -> str | None:
         return str(err)
     if printing:
         return None
-    for cfg in jobs:
-        if not _writable(Path(str(cfg.runs_root))):
-            return f"runs_root={cfg.runs_root} is not writable (or not a directory); choose another with runs_root=DIR"
+    checked_data: set = set()
+    for job in jobs:
         try:
-            check_values(cfg)
+            check_job(job, checked_data)
         except ConfigError as err:
             # In a sweep, say which job: nothing has run yet, so the user fixes it before the first job.
-            return (f"{err} (sweep job {run_dir_of(cfg)})" if len(jobs) > 1 else str(err))
+            return f"{err} (sweep job {job.run_dir})" if len(jobs) > 1 else str(err)
     return None

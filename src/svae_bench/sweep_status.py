@@ -25,11 +25,11 @@ from .status import STATES, run_state
 
 def expected_run_dirs(overrides: list[str], runs_root: str | None) -> list[Path]:
     """The run directories of the sweep that ``svae-bench run -m <overrides>`` launches."""
-    from .overrides import compose_jobs, run_dir_of
+    from .overrides import compose_jobs
 
     if runs_root is not None:
         overrides = [*overrides, f"runs_root={runs_root}"]
-    return [run_dir_of(cfg) for cfg in compose_jobs(overrides, multirun=True)]
+    return [job.run_dir for job in compose_jobs(overrides, multirun=True)]
 
 
 def found_run_dirs(root: Path) -> list[Path]:
