@@ -12,6 +12,7 @@ import io
 import json
 import os
 import platform
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -64,12 +65,49 @@ def save_torch_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_bytes_atomic(path, buf.getvalue())
 
 
+#: result.json and status.json are a few kB; anything larger is not one of ours
+MAX_RECORD_BYTES = 16 << 20
+
+
+class UnreadableJSON(ValueError):
+    """A JSON file that cannot be read as one; the message says why, in a few words."""
+
+
+def read_json_file(path: str | os.PathLike, max_bytes: int = MAX_RECORD_BYTES) -> Any:
+    """Decode a small JSON file safely: never opens a FIFO or device (no hang), refuses a
+    directory or a file over ``max_bytes``, and turns every decoding failure (bad UTF-8, bad
+    JSON, 5000-digit integers, nesting deep enough to exhaust the stack) into UnreadableJSON.
+    FileNotFoundError passes through."""
+    path = Path(path)
+    mode = path.stat().st_mode
+    if stat.S_ISDIR(mode):
+        raise UnreadableJSON("is a directory, not a file")
+    if not stat.S_ISREG(mode):
+        raise UnreadableJSON("is not a regular file (a FIFO, socket or device)")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise UnreadableJSON(f"cannot read: {exc}") from None
+    if len(data) > max_bytes:
+        raise UnreadableJSON(f"is larger than {max_bytes} bytes")
+    if not data.strip():
+        raise UnreadableJSON("empty file")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UnreadableJSON(f"not UTF-8 ({exc})") from None
+    except RecursionError:
+        raise UnreadableJSON("invalid JSON (nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError, and int() of numbers over 4300 digits
+        raise UnreadableJSON(f"invalid JSON ({str(exc).splitlines()[0][:200]})") from None
+
+
 def read_result(run_dir: str | os.PathLike) -> dict | None:
     """The run's result.json as a dict, or None if missing or unreadable."""
     try:
-        with open(Path(run_dir) / RESULT_FILE) as f:
-            obj = json.load(f)
-    except (OSError, ValueError):
+        obj = read_json_file(Path(run_dir) / RESULT_FILE)
+    except (OSError, UnreadableJSON):
         return None
     return obj if isinstance(obj, dict) else None
 

@@ -24,25 +24,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from .data import build_dataset
 from .errors import ConfigError
-from .evaluate import check_eval_config, codes, evaluate
+from .config_checks import check_device, check_inside, check_run_config
+from .evaluate import codes, evaluate
 from .models import build_model
 from .records import RESULT_FILE, git_commit, is_complete_record, read_result, save_torch_atomic, versions, write_bytes_atomic, write_json_atomic
 from .resolvers import format_number  # also registers ${svae_fmt:...} for hydra/default.yaml
 from .checkpoint import remove_state
-from .status import run_state, write_status
-from .train import TrainingFailed, check_trainer_config, train
+from .status import RunLock, read_status, write_status
+from .train import TrainingFailed, train
 
 log = logging.getLogger("svae_bench")
-
-
-def check_config(cfg: DictConfig) -> None:
-    d = cfg.latent_dim
-    if not isinstance(d, int) or isinstance(d, bool) or d < 1:
-        raise ConfigError(f"latent_dim={d!r} must be an integer >= 1")
-    if not isinstance(cfg.beta, (int, float)) or isinstance(cfg.beta, bool) or cfg.beta < 0:
-        raise ConfigError(f"beta={cfg.beta!r} must be a number >= 0")
-    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
-        raise ConfigError(f"seed={cfg.seed!r} must be an integer")
 
 
 def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -78,50 +69,75 @@ def resume_values(cfg: DictConfig) -> dict:
 
 
 def pick_device(name: str) -> torch.device:
+    """The torch device a checked ``device`` value names ("auto": CUDA when available)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ConfigError(f"device={name!r} is not a torch device; allowed: cpu, cuda, cuda:N, auto") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={name!r} but CUDA is not available; use device=cpu")
-    return device
+    check_device(name)
+    return torch.device(name)
 
 
 def run_one(cfg: DictConfig, out_dir: Path) -> dict | None:
     """Train, evaluate and record one run in ``out_dir``; returns the result (None if skipped)."""
+    check_run_config(cfg)  # every value, before anything is read or written
     previous = read_result(out_dir)
     if is_complete_record(previous) and not cfg.force:
-        log.info("skip: %s is complete (force=true re-runs it)", out_dir / RESULT_FILE)
-        changed = config_differences(previous.get("config", {}), OmegaConf.to_container(cfg, resolve=True))
-        if changed:
-            log.warning("note: the recorded run used different values for %s; force=true re-runs it with these",
-                        ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else ""))
+        skip_complete(cfg, out_dir, previous)
         return None
-    state, status = run_state(out_dir)
-    if state == "running" and status.get("pid") != os.getpid():
-        log.warning("skip: %s is being run by process %s on %s (svae-bench status shows it)", out_dir,
-                    status.get("pid"), status.get("host"))
-        return None
-    check_config(cfg)
-    provenance = {"versions": versions(), "git_commit": git_commit()}  # of the code that starts the run
     device = pick_device(str(cfg.device))
     if cfg.trainer.get("num_threads"):
         torch.set_num_threads(int(cfg.trainer.num_threads))
-
     torch.manual_seed(int(cfg.seed))
-    np.random.seed(int(cfg.seed) % 2**32)
+    np.random.seed(int(cfg.seed))
     torch.use_deterministic_algorithms(True, warn_only=True)
     data = build_dataset(cfg.dataset)
-    check_trainer_config(cfg.trainer)
-    check_eval_config(cfg.eval, len(data.train))
     model = build_model(cfg.model, int(cfg.latent_dim), data.observed_dim, data.likelihood, data.obs_scale).to(device)
+    lock = RunLock(out_dir)
+    if not lock.acquire():
+        log.warning("skip: %s is being run by %s (svae-bench status shows it)", out_dir, lock.holder())
+        return None
+    with lock:
+        previous = read_result(out_dir)
+        if is_complete_record(previous) and not cfg.force:  # finished while this process loaded its data
+            skip_complete(cfg, out_dir, previous, locked=True)
+            return None
+        return _train_and_record(cfg, out_dir, model, data, device)
+
+
+def skip_complete(cfg: DictConfig, out_dir: Path, previous: dict, locked: bool = False) -> None:
+    """Skip a complete run, finishing its clean-up if a kill cut it short (state.pt, temp files and
+    status.json are dealt with after result.json): only when no other process holds the run."""
+    log.info("skip: %s is complete (force=true re-runs it)", out_dir / RESULT_FILE)
+    changed = config_differences(previous.get("config", {}), OmegaConf.to_container(cfg, resolve=True))
+    if changed:
+        log.warning("note: the recorded run used different values for %s; force=true re-runs it with these",
+                    ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else ""))
+    lock = None if locked else RunLock(out_dir)
+    if lock is not None and not lock.acquire():
+        return
+    try:
+        remove_state(out_dir)
+        remove_temp_files(out_dir)
+        status = read_status(out_dir)
+        if status is None or status.get("status") != "complete":
+            write_status(out_dir, "complete", epoch=previous.get("epochs"))
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def remove_temp_files(out_dir: Path) -> None:
+    """Temporary files of atomic writes cut short by a kill."""
+    for leftover in out_dir.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
+def _train_and_record(cfg: DictConfig, out_dir: Path, model, data, device: torch.device) -> dict:
+    """The part of a run that writes: called with the run's lock held and every value checked."""
+    provenance = {"versions": versions(), "git_commit": git_commit()}  # of the code that starts the run
     # Everything is validated: only now touch the run directory. A forced re-run with a
     # bad value therefore keeps the old record; a good one is not complete until it ends.
     (out_dir / RESULT_FILE).unlink(missing_ok=True)
-    for leftover in out_dir.glob(".*.tmp"):  # temp files of atomic writes cut short by a kill
-        leftover.unlink(missing_ok=True)
+    remove_temp_files(out_dir)
     if cfg.force:
         remove_state(out_dir)  # force: from scratch, not from the last epoch
     write_bytes_atomic(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
@@ -129,7 +145,17 @@ def run_one(cfg: DictConfig, out_dir: Path) -> dict | None:
     log.info("run %s: %s on %s, d=%d (ambient %d), beta=%s, seed=%d, %d train points",
              out_dir, cfg.model.name, data.name, cfg.latent_dim, model.head.ambient_dim, cfg.beta, cfg.seed,
              len(data.train))
+    try:
+        return _train_evaluate(cfg, out_dir, model, data, device, provenance)
+    except (TrainingFailed, KeyboardInterrupt):
+        raise
+    except Exception as err:
+        # Not a result: status.json says failed with the reason, so `status` never shows it as running.
+        write_status(out_dir, "failed", reason=f"{type(err).__name__}: {str(err)[:300]}")
+        raise
 
+
+def _train_evaluate(cfg: DictConfig, out_dir: Path, model, data, device: torch.device, provenance: dict) -> dict:
     try:
         result = train(model, data, cfg.trainer, float(cfg.beta), int(cfg.seed), metrics_path=out_dir / "metrics.csv",
                        run_dir=out_dir, resume_config=resume_values(cfg),
@@ -227,6 +253,7 @@ def discard_if_empty(out_dir: Path, runs_root: Path) -> None:
 def hydra_main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
+        check_inside(out_dir, str(cfg.runs_root))
         run_one(cfg, out_dir)
     except ConfigError as err:
         discard_if_empty(out_dir, Path(str(cfg.runs_root)))

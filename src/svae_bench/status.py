@@ -17,16 +17,20 @@ mark of a finished run. :func:`run_state` combines them into one of
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
+import stat
 import time
 from pathlib import Path
 from typing import Any
 
-from .records import RESULT_FILE, is_complete_record, read_result, write_json_atomic
+from .records import RESULT_FILE, UnreadableJSON, is_complete_record, read_json_file, read_result, write_json_atomic
 
 STATUS_FILE = "status.json"
+#: held (flock, exclusive) by the process that runs the run; holds that process's host and pid
+LOCK_FILE = ".lock"
 STATES = ("complete", "running", "interrupted", "failed", "missing")
 #: a run on another host whose status.json is older than this is taken as interrupted
 DEFAULT_STALE_AFTER_S = 6 * 3600.0
@@ -39,15 +43,16 @@ def write_status(run_dir: Path, status: str, **fields: Any) -> None:
 
 
 def read_status(run_dir: Path) -> dict | None:
+    """status.json as a dict; None if missing, not a regular file (a FIFO never blocks), or unreadable."""
     try:
-        data = json.loads((Path(run_dir) / STATUS_FILE).read_text())
-    except (OSError, ValueError):
+        data = read_json_file(Path(run_dir) / STATUS_FILE)
+    except (OSError, UnreadableJSON):
         return None
     return data if isinstance(data, dict) else None
 
 
 def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**31:
         return False
     try:
         os.kill(pid, 0)
@@ -55,7 +60,74 @@ def _alive(pid: Any) -> bool:
         return False
     except PermissionError:  # exists, owned by someone else
         return True
+    except (OverflowError, OSError):
+        return False
     return True
+
+
+class RunLock:
+    """An exclusive lock on a run directory, so that exactly one process trains a run.
+
+    ``fcntl.flock`` on ``<run_dir>/.lock``: the kernel releases it when its holder exits,
+    however it dies, so a lock left by a killed process never needs cleaning up. The file
+    holds the holder's host and pid, for messages only."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock without waiting; False if another process holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode())
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+    def holder(self) -> str:
+        """"process <pid> on <host>" as the lock file says, for messages."""
+        try:
+            info = json.loads(self.path.read_text()[:1000])
+            return f"process {info['pid']} on {info['host']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "another process"
+
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def is_locked(run_dir: Path) -> bool:
+    """Whether a live process holds the run's lock (see :class:`RunLock`)."""
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return False
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def run_state(run_dir: Path, stale_after: float = DEFAULT_STALE_AFTER_S) -> tuple[str, dict]:
@@ -64,6 +136,8 @@ def run_state(run_dir: Path, stale_after: float = DEFAULT_STALE_AFTER_S) -> tupl
     if is_complete_record(read_result(run_dir)):
         return "complete", read_status(run_dir) or {}
     status = read_status(run_dir)
+    if is_locked(run_dir):
+        return "running", status or {}
     if status is None:
         started = run_dir.is_dir() and any((run_dir / name).exists() for name in ("config.yaml", "metrics.csv",
                                                                                   "state.pt", RESULT_FILE))

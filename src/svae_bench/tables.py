@@ -64,7 +64,6 @@ A missing ``experiment`` means ``"default"``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 import sys
@@ -79,7 +78,8 @@ import pandas as pd
 from scipy import stats
 
 from .cli import parse_args
-from .records import write_bytes_atomic
+from .config_checks import SEED_MAX
+from .records import UnreadableJSON, read_json_file, write_bytes_atomic
 
 MODEL_ORDER: tuple[str, ...] = ("ae", "nvae", "svae", "psvae")
 MODEL_NAMES: dict[str, str] = {"ae": "AE", "nvae": "N-VAE", "svae": "S-VAE", "psvae": "PS-VAE"}
@@ -110,6 +110,11 @@ Col = tuple[str, str]      # (model, metric column in runs.csv)
 Cell = tuple[Row, Col]
 
 
+#: the integer keys of a record and the ranges a run can produce (svae_bench.config_checks)
+INT_RANGES = {"latent_dim": (1, 100_000), "seed": (0, SEED_MAX)}
+MAX_NAME = 200
+
+
 class RecordError(ValueError):
     """A result.json that does not count as a complete run; the message is the reason."""
 
@@ -118,12 +123,29 @@ class RecordError(ValueError):
 
 
 def find_records(runs_dir: Path) -> list[Path]:
-    """Every ``result.json`` under ``runs_dir``, in sorted path order."""
-    return sorted(p for p in runs_dir.rglob("result.json") if p.is_file())
+    """Every ``result.json`` under ``runs_dir``, in sorted path order (directories and other
+    non-files of that name too: :func:`load_record` reports them)."""
+    return sorted(runs_dir.rglob("result.json"))
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite float, or None (not a number, NaN, infinite, or too large for a float)."""
+    if not _is_number(value):
+        return None
+    try:
+        x = float(value)
+    except OverflowError:  # a 400-digit integer
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
 
 
 def _metric(name: str, value: Any) -> float:
@@ -131,10 +153,11 @@ def _metric(name: str, value: Any) -> float:
     if value is None:
         return math.nan
     if not _is_number(value):
-        raise RecordError(f"metric {name!r} is not numeric: {value!r}")
-    if not math.isfinite(value):
-        raise RecordError(f"metric {name!r} is not finite: {value!r}")
-    return float(value)
+        raise RecordError(f"metric {name!r} is not numeric: {_show(value)}")
+    x = _finite(value)
+    if x is None:
+        raise RecordError(f"metric {name!r} is not finite: {_show(value)}")
+    return x
 
 
 def _knn_metrics(knn: Any) -> dict[str, float]:
@@ -148,7 +171,9 @@ def _knn_metrics(knn: Any) -> dict[str, float]:
         try:
             labels = int(key)
         except ValueError:
-            raise RecordError(f"knn_acc key {key!r} is not an integer") from None
+            raise RecordError(f"knn_acc key {_show(key)} is not an integer") from None
+        if not 1 <= labels <= 10**9:
+            raise RecordError(f"knn_acc key {_show(key)} is not a number of labels from 1 to 10^9")
         acc = _metric(f"knn_acc[{key}]", value)
         if not (math.isnan(acc) or 0.0 <= acc <= 1.0):
             raise RecordError(f"knn_acc[{key}] = {value!r} is not a fraction in [0, 1]")
@@ -158,12 +183,12 @@ def _knn_metrics(knn: Any) -> dict[str, float]:
 
 def _optional_number(value: Any) -> float | None:
     """Bookkeeping fields (seconds) are informative only: bad values become None."""
-    return value if _is_number(value) and math.isfinite(value) else None
+    return _finite(value)
 
 
 def _optional_int(value: Any) -> int | None:
     """Bookkeeping fields (ambient_dim, epochs) are informative only: bad values become None."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**53 else None
 
 
 def _budget(raw: dict) -> str:
@@ -189,17 +214,19 @@ def parse_record(raw: Any, rel_path: str) -> dict[str, Any]:
     if missing:
         raise RecordError("missing keys: " + ", ".join(missing))
     for key in ("model", "dataset"):
-        if not isinstance(raw[key], str) or not raw[key]:
-            raise RecordError(f"{key} is not a non-empty string: {raw[key]!r}")
+        if not isinstance(raw[key], str) or not 0 < len(raw[key]) <= MAX_NAME:
+            raise RecordError(f"{key} is not a non-empty string of at most {MAX_NAME} characters: {_show(raw[key])}")
     experiment = raw.get("experiment")
     experiment = "default" if experiment is None else experiment
-    if not isinstance(experiment, str) or not experiment:
-        raise RecordError(f"experiment is not a non-empty string: {experiment!r}")
-    for key in ("latent_dim", "seed"):
-        if not isinstance(raw[key], int) or isinstance(raw[key], bool):
-            raise RecordError(f"{key} is not an integer: {raw[key]!r}")
-    if not _is_number(raw["beta"]) or not math.isfinite(raw["beta"]):
-        raise RecordError(f"beta is not a finite number: {raw['beta']!r}")
+    if not isinstance(experiment, str) or not 0 < len(experiment) <= MAX_NAME:
+        raise RecordError(f"experiment is not a non-empty string of at most {MAX_NAME} characters: "
+                          f"{_show(experiment)}")
+    for key, (lo, hi) in INT_RANGES.items():
+        value = raw[key]
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise RecordError(f"{key} is not an integer from {lo} to {hi}: {_show(value)}")
+    if _finite(raw["beta"]) is None or raw["beta"] < 0:
+        raise RecordError(f"beta is not a finite number >= 0: {_show(raw['beta'])}")
     metrics = raw["metrics"]
     if not isinstance(metrics, dict):
         raise RecordError(f"metrics is not an object: {metrics!r}")
@@ -227,15 +254,11 @@ def parse_record(raw: Any, rel_path: str) -> dict[str, Any]:
 def load_record(path: Path, runs_dir: Path) -> dict[str, Any]:
     """Read, decode and validate one result.json (RecordError on any problem)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        raw = read_json_file(path)
+    except OSError as exc:
         raise RecordError(f"cannot read: {exc}") from None
-    if not text.strip():
-        raise RecordError("empty file")
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"invalid JSON ({exc})") from None
+    except UnreadableJSON as exc:
+        raise RecordError(str(exc)) from None
     return parse_record(raw, path.parent.relative_to(runs_dir).as_posix())
 
 

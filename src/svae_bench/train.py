@@ -35,9 +35,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .checkpoint import CorruptCheckpoint, load_state, remove_state, rng_state, save_state, set_rng_state
+from .checkpoint import STATE_FILE, CorruptCheckpoint, load_state, remove_state, rng_state, save_state, set_rng_state
 from .data import DataBundle
-from .errors import ConfigError
 from .models import VAE
 from .records import write_csv_atomic
 
@@ -75,34 +74,22 @@ class _NonFinite(Exception):
         self.what, self.step = what, step
 
 
-def _positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+#: what torch.distributions' argument checks and the vMF sampler say about non-finite parameters
+_NON_FINITE_MESSAGES = ("found invalid values", "no proposal accepted", "must be finite")
 
 
-def check_trainer_config(cfg) -> None:
-    for key in ("batch_size", "max_epochs", "patience"):
-        value = cfg.get(key)
-        if not _positive_int(value):
-            raise ConfigError(f"trainer.{key}={value!r} must be a positive integer")
-    warm = cfg.get("warmup_epochs")
-    if not isinstance(warm, int) or isinstance(warm, bool) or warm < 0:
-        raise ConfigError(f"trainer.warmup_epochs={warm!r} must be an integer >= 0")
-    lr = cfg.get("lr")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 or not math.isfinite(lr):
-        raise ConfigError(f"trainer.lr={lr!r} must be a number > 0")
-    if cfg.get("optimizer", "adam") != "adam":
-        raise ConfigError(f"trainer.optimizer={cfg.optimizer!r} is unknown; allowed: adam")
-    retries = cfg.get("nan_retries", 3)
-    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-        raise ConfigError(f"trainer.nan_retries={retries!r} must be an integer >= 0")
-    factor = cfg.get("nan_lr_factor", 1.0)
-    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor <= 1:
-        raise ConfigError(f"trainer.nan_lr_factor={factor!r} must be a number in (0, 1]")
-    threads = cfg.get("num_threads")
-    if threads is not None and not _positive_int(threads):
-        raise ConfigError(f"trainer.num_threads={threads!r} must be a positive integer or null")
-    if cfg.get("progress", "auto") not in ("auto", True, False, "true", "false"):
-        raise ConfigError(f"trainer.progress={cfg.get('progress')!r} is unknown; allowed: auto, true, false")
+def _non_finite_cause(model: VAE, err: Exception) -> str | None:
+    """What was not finite when ``err`` was raised inside a step (None: not a numerical fault).
+
+    A step can fail on non-finite numbers far from the finite check on the objective: an
+    overflowing update (e.g. a huge learning rate) leaves inf weights, and the next forward
+    pass raises ValueError in a distribution's argument check, or the sampler gives up."""
+    if any(not bool(torch.isfinite(p).all()) for p in model.parameters()):
+        return "weights"
+    text = str(err)
+    if any(m in text for m in _NON_FINITE_MESSAGES):
+        return f"distribution parameters ({type(err).__name__})"
+    return None
 
 
 def progress_enabled(setting) -> bool:
@@ -141,7 +128,7 @@ def train(model: VAE, data: DataBundle, cfg, beta: float, seed: int, metrics_pat
     """Train in place; on return the model holds the best-validation weights.
 
     Args:
-        cfg: the trainer config group, already checked with :func:`check_trainer_config`.
+        cfg: the trainer config group, already checked (:mod:`svae_bench.config_checks`).
         metrics_path: metrics.csv, rewritten atomically after every epoch.
         run_dir: where ``state.pt`` is saved after every epoch and resumed from.
         resume_config: the values a saved state must have been made with to be resumed
@@ -200,9 +187,20 @@ def train(model: VAE, data: DataBundle, cfg, beta: float, seed: int, metrics_pat
             remove_state(run_dir)
             saved = None
         if saved is not None:
-            restore(saved)
-            events = list(saved["events"]) + events
-            resumed_from = int(saved["epoch"])
+            initial = snapshot(0)
+            try:
+                restore(saved)  # a readable state can still be inconsistent (shapes, types): corrupt too
+                events = list(saved["events"]) + events
+                resumed_from = int(saved["epoch"])
+            except (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
+                detail = f"{run_dir / STATE_FILE} does not fit this run ({type(err).__name__}: " \
+                         f"{str(err).splitlines()[0][:200] if str(err) else ''})"
+                log.warning("%s: restarting this run from scratch", detail)
+                events.append({"event": "corrupt_checkpoint", "detail": detail})
+                remove_state(run_dir)
+                restore(initial)  # load_state_dict may have copied some tensors before it failed
+                saved = None
+        if saved is not None:
             start_epoch = resumed_from + 1
             log.info("resuming after epoch %d (best epoch %d)", resumed_from, best_epoch)
             events.append({"event": "resumed", "epoch": resumed_from})
@@ -224,13 +222,19 @@ def train(model: VAE, data: DataBundle, cfg, beta: float, seed: int, metrics_pat
                 global_step += 1
                 idx = perm[b * bs : (b + 1) * bs]
                 xb = data.train_inputs(x_train[idx], binarize_gen)
-                terms = model.terms(xb)
-                objective = terms.re - beta_t * terms.kl
-                if inject_at is not None and global_step == int(inject_at) and injected < inject_times:
-                    injected += 1
-                    objective = objective * float("nan")
-                opt.zero_grad(set_to_none=True)
-                (-objective).backward()
+                try:
+                    terms = model.terms(xb)
+                    objective = terms.re - beta_t * terms.kl
+                    if inject_at is not None and global_step == int(inject_at) and injected < inject_times:
+                        injected += 1
+                        objective = objective * float("nan")
+                    opt.zero_grad(set_to_none=True)
+                    (-objective).backward()
+                except (ValueError, RuntimeError) as err:
+                    cause = _non_finite_cause(model, err)
+                    if cause is None:
+                        raise
+                    raise _NonFinite(cause, global_step) from err
                 grad_norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
                 if not bool(torch.isfinite(objective.detach() + grad_norm)):  # one host sync per step
                     what = "objective" if not bool(torch.isfinite(objective.detach())) else "gradient"
@@ -241,7 +245,13 @@ def train(model: VAE, data: DataBundle, cfg, beta: float, seed: int, metrics_pat
                 if show and b % 20 == 0:
                     bar.set_postfix(objective=f"{objective.item():.2f}")
             bar.close()
-            val_re, val_kl = validation_terms(model, x_val, 1000, seed + 2)
+            try:
+                val_re, val_kl = validation_terms(model, x_val, 1000, seed + 2)
+            except (ValueError, RuntimeError) as err:
+                cause = _non_finite_cause(model, err)
+                if cause is None:
+                    raise
+                raise _NonFinite(f"{cause} in validation", global_step) from err
             val_objective = val_re - beta * val_kl
             if not math.isfinite(val_objective):  # finite steps, non-finite validation: a fault too
                 raise _NonFinite("validation objective", global_step)
