@@ -415,3 +415,21 @@ def test_fast_sweep_expansion_equals_composing_every_job(monkeypatch, tmp_path):
             assert job.run_dir == Path(cfg.hydra.sweep.dir) / cfg.hydra.sweep.subdir
     GlobalHydra.instance().clear()
     assert {j.values["experiment_name"] for j in jobs} == {"table1_x", "table1_y"}  # ${budget_name}, swept
+
+
+def test_figures_find_runs_skips_fifos_and_absurd_records(tmp_path):
+    from svae_bench.figures import find_runs
+
+    expected = absurd_records(tmp_path / "runs")
+    (tmp_path / "runs" / "good" / "latent.npz").write_bytes(b"")
+    assert expected and find_runs(tmp_path / "runs", seed=0, latent_dim=2) == [tmp_path / "runs" / "good"]
+
+
+def test_a_state_pt_directory_is_set_aside(tmp_path):
+    from svae_bench.checkpoint import CorruptCheckpoint, load_state, remove_state
+
+    (tmp_path / "state.pt" / "x").mkdir(parents=True)
+    with pytest.raises(CorruptCheckpoint):
+        load_state(tmp_path)
+    remove_state(tmp_path)
+    assert not (tmp_path / "state.pt").exists()

@@ -16,6 +16,7 @@ with ``torch.load(weights_only=True)``: a checkpoint cannot run code.
 from __future__ import annotations
 
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -98,4 +99,8 @@ def load_state(run_dir: Path) -> dict[str, Any] | None:
 
 
 def remove_state(run_dir: Path) -> None:
-    (Path(run_dir) / STATE_FILE).unlink(missing_ok=True)
+    path = Path(run_dir) / STATE_FILE
+    if path.is_dir() and not path.is_symlink():  # not ours, but in the way of the next save
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)

@@ -32,7 +32,6 @@ Only the non-interactive Agg canvas is used (``matplotlib.figure.Figure`` plus
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -43,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .records import read_result
 
 __all__ = [
     "DPI",
@@ -288,11 +289,7 @@ def _scalar_str(value: np.ndarray) -> str:
 
 
 def _read_result(run_dir: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((run_dir / "result.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_result(run_dir) or {}  # safe on FIFOs, directories, huge numbers, deep nesting
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> RunLatent:
