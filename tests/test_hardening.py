@@ -22,7 +22,7 @@ from svae_bench.config_checks import check_inside, check_run_config
 from svae_bench.errors import ConfigError
 from svae_bench.overrides import check_run_overrides, compose_jobs
 from svae_bench.records import write_json_atomic
-from svae_bench.status import RunLock, is_locked, run_state
+from svae_bench.records import RunLock, is_locked, run_state
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TINY = ["trainer.max_epochs=2", "trainer.patience=100", "eval.is_samples=5", "eval.knn_repeats=1",
@@ -237,7 +237,7 @@ def test_two_identical_runs_started_together_train_once(tmp_path):
 
 def test_a_lock_left_by_a_killed_process_is_recovered(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from svae_bench.status import RunLock; "
+        "import sys, time; from svae_bench.records import RunLock; "
         f"assert RunLock({str(tmp_path / RUN)!r}).acquire(); print('held', flush=True); time.sleep(600)")],
         stdout=subprocess.PIPE, text=True)
     try:

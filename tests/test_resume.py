@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from svae_bench.status import run_state
+from svae_bench.records import run_state
 
 # Synthetic data, 6 epochs of ~0.5 s: slow enough to kill between epochs, quick overall.
 ARGS = ["model=svae", "latent_dim=2", "trainer.max_epochs=6", "trainer.patience=100", "eval.is_samples=50",

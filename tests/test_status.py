@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from svae_bench import sweep_status
-from svae_bench.status import run_state, write_status
+from svae_bench.records import run_state, write_status
 
 
 def make_run(root: Path, name: str, status: dict | None = None, complete: bool = False) -> Path:

@@ -23,9 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .records import save_torch_atomic
+from .records import STATE_FILE, save_torch_atomic
 
-STATE_FILE = "state.pt"
 FORMAT = 1
 _REQUIRED = ("format", "epoch", "model", "optimizer", "best", "best_epoch", "since_best", "best_state",
              "history", "rng", "events", "lr", "config")

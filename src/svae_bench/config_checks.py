@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .records import SEED_MAX
 
-#: seeds go to numpy (< 2**32), torch and Python; derived seeds add small offsets
-SEED_MAX = 2**31 - 1
 #: a run-directory component: no separators, no leading dot (so never '.' or '..')
 _NAME = re.compile(r"[A-Za-z0-9_+=-][A-Za-z0-9_.+=-]{0,99}")
 #: keys whose values become components of the run directory, or name a run

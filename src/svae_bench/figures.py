@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from .records import read_result
+from .records import RESULT_FILE, read_result
 
 __all__ = [
     "DPI",
@@ -428,7 +428,7 @@ def find_runs(root: Path, seed: int, latent_dim: int) -> list[Path]:
     """Run dirs under ``root`` (recursively) with a complete ``result.json``
     for ``seed`` and ``latent_dim`` and a ``latent.npz``, sorted by path."""
     found = []
-    for result_path in sorted(root.rglob("result.json")):
+    for result_path in sorted(root.rglob(RESULT_FILE)):
         run_dir = result_path.parent
         result = _read_result(run_dir)
         if (

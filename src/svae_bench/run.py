@@ -27,10 +27,27 @@ from .errors import ConfigError
 from .config_checks import check_device, check_inside, check_run_config
 from .evaluate import codes, evaluate
 from .models import build_model
-from .records import RESULT_FILE, git_commit, is_complete_record, read_result, save_torch_atomic, versions, write_bytes_atomic, write_json_atomic
+from .records import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    LOG_FILE,
+    METRICS_FILE,
+    RESULT_FILE,
+    RunLock,
+    complete_record,
+    failed_record,
+    git_commit,
+    is_complete_record,
+    read_result,
+    read_status,
+    save_torch_atomic,
+    versions,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_status,
+)
 from .resolvers import format_number  # also registers ${svae_fmt:...} for hydra/default.yaml
 from .checkpoint import remove_state
-from .status import RunLock, read_status, write_status
 from .train import TrainingFailed, train
 
 log = logging.getLogger("svae_bench")
@@ -140,7 +157,7 @@ def _train_and_record(cfg: DictConfig, out_dir: Path, model, data, device: torch
     remove_temp_files(out_dir)
     if cfg.force:
         remove_state(out_dir)  # force: from scratch, not from the last epoch
-    write_bytes_atomic(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
+    write_bytes_atomic(out_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True).encode())
     write_status(out_dir, "running", epoch=0)
     log.info("run %s: %s on %s, d=%d (ambient %d), beta=%s, seed=%d, %d train points",
              out_dir, cfg.model.name, data.name, cfg.latent_dim, model.head.ambient_dim, cfg.beta, cfg.seed,
@@ -157,20 +174,17 @@ def _train_and_record(cfg: DictConfig, out_dir: Path, model, data, device: torch
 
 def _train_evaluate(cfg: DictConfig, out_dir: Path, model, data, device: torch.device, provenance: dict) -> dict:
     try:
-        result = train(model, data, cfg.trainer, float(cfg.beta), int(cfg.seed), metrics_path=out_dir / "metrics.csv",
+        result = train(model, data, cfg.trainer, float(cfg.beta), int(cfg.seed), metrics_path=out_dir / METRICS_FILE,
                        run_dir=out_dir, resume_config=resume_values(cfg),
                        on_epoch=lambda epoch: write_status(out_dir, "running", epoch=epoch))
     except TrainingFailed as err:
         # A record that says failed, with no metrics: tables report it as skipped, never use it.
-        write_json_atomic(out_dir / RESULT_FILE, {
-            "status": "failed", "reason": err.reason, "events": err.events, "experiment": str(cfg.experiment_name),
-            "model": str(cfg.model.name), "dataset": str(cfg.dataset.name), "latent_dim": int(cfg.latent_dim),
-            "beta": float(cfg.beta), "seed": int(cfg.seed), **provenance,
-            "config": OmegaConf.to_container(cfg, resolve=True)})
+        write_json_atomic(out_dir / RESULT_FILE, failed_record(
+            identity(cfg), err.reason, err.events, **provenance, config=OmegaConf.to_container(cfg, resolve=True)))
         write_status(out_dir, "failed", reason=err.reason, events=err.events)
         log.error("failed: %s (result.json says failed; no metric of this run enters a table)", err.reason)
         raise
-    save_torch_atomic(out_dir / "checkpoint.pt", {"model": model.state_dict(), "epoch": result.best_epoch})
+    save_torch_atomic(out_dir / CHECKPOINT_FILE, {"model": model.state_dict(), "epoch": result.best_epoch})
 
     t0 = time.perf_counter()
     torch.manual_seed(int(cfg.seed) + 3)
@@ -179,32 +193,31 @@ def _train_evaluate(cfg: DictConfig, out_dir: Path, model, data, device: torch.d
     eval_seconds = time.perf_counter() - t0
     save_latent(out_dir, model, data, cfg)
 
-    record = {
-        "status": "complete",
-        "experiment": str(cfg.experiment_name),
-        "model": str(cfg.model.name),
-        "dataset": str(cfg.dataset.name),
-        "latent_dim": int(cfg.latent_dim),
-        "ambient_dim": int(model.head.ambient_dim),
-        "beta": float(cfg.beta),
-        "seed": int(cfg.seed),
-        "budget": str(cfg.get("budget_name", "none")),
-        "metrics": metrics,
-        "epochs": result.epochs,
-        "best_epoch": result.best_epoch,
-        "resumed_from_epoch": result.resumed_from,
-        "events": result.events,
-        "train_seconds": round(result.seconds, 3),
-        "eval_seconds": round(eval_seconds, 3),
+    record = complete_record(
+        {**identity(cfg), "ambient_dim": int(model.head.ambient_dim), "budget": str(cfg.get("budget_name", "none"))},
+        metrics,
+        epochs=result.epochs,
+        best_epoch=result.best_epoch,
+        resumed_from_epoch=result.resumed_from,
+        events=result.events,
+        train_seconds=round(result.seconds, 3),
+        eval_seconds=round(eval_seconds, 3),
         **provenance,
-        "device": str(device),
-        "config": OmegaConf.to_container(cfg, resolve=True),
-    }
+        device=str(device),
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )
     write_json_atomic(out_dir / RESULT_FILE, record)
     write_status(out_dir, "complete", epoch=result.epochs)
     remove_state(out_dir)  # the record is complete: the resumable state is no longer needed
     log.info("done: %s  %s", out_dir / RESULT_FILE, summary_line(metrics))
     return record
+
+
+def identity(cfg: DictConfig) -> dict:
+    """The fields that name a run of this task in its record (what tables group by)."""
+    return {"task": "vae", "experiment": str(cfg.experiment_name), "model": str(cfg.model.name),
+            "dataset": str(cfg.dataset.name), "latent_dim": int(cfg.latent_dim), "beta": float(cfg.beta),
+            "seed": int(cfg.seed)}
 
 
 def summary_line(metrics: dict) -> str:
@@ -236,10 +249,10 @@ def discard_if_empty(out_dir: Path, runs_root: Path) -> None:
     """Remove what Hydra made for a job that stopped on bad input: its run.log, if that is all the
     run directory holds, and the directories left empty up to and including ``runs_root``."""
     try:
-        if [p.name for p in out_dir.iterdir()] != ["run.log"]:
+        if [p.name for p in out_dir.iterdir()] != [LOG_FILE]:
             return
         logging.shutdown()  # close the job's file handler before removing its file
-        (out_dir / "run.log").unlink()
+        (out_dir / LOG_FILE).unlink()
         stop = runs_root.absolute().parent
         d = out_dir.absolute()
         while d != stop and d != d.parent and not any(d.iterdir()):

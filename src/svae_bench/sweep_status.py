@@ -8,7 +8,7 @@ as Hydra's basic sweeper expands them (the experiment's sweep lists, replaced by
 command-line lists for the same keys), so cells that never started show as
 ``missing``. Without overrides, every run directory found under ``--runs``
 (default ``runs``) is listed. Each cell is complete / running / interrupted /
-failed / missing (see :mod:`svae_bench.status`); counts come first, then one
+failed / missing (see :mod:`svae_bench.records.status`); counts come first, then one
 line per cell that is not complete (all cells with ``--all``).
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .cli import parse_args
 from .errors import ConfigError
-from .status import STATES, run_state
+from .records import CONFIG_FILE, RESULT_FILE, STATES, STATUS_FILE, run_state
 
 
 def expected_run_dirs(overrides: list[str], runs_root: str | None) -> list[Path]:
@@ -34,7 +34,7 @@ def expected_run_dirs(overrides: list[str], runs_root: str | None) -> list[Path]
 
 def found_run_dirs(root: Path) -> list[Path]:
     """Run directories under ``root``: those holding a config.yaml, status.json or result.json."""
-    marks = ("config.yaml", "status.json", "result.json")
+    marks = (CONFIG_FILE, STATUS_FILE, RESULT_FILE)
     return sorted({p.parent for name in marks for p in root.rglob(name)
                    if ".hydra" not in p.parts and p.parent != root})
 

@@ -78,8 +78,7 @@ import pandas as pd
 from scipy import stats
 
 from .cli import parse_args
-from .config_checks import SEED_MAX
-from .records import UnreadableJSON, read_json_file, write_bytes_atomic
+from .records import RESULT_FILE, STATUS_FILE, RecordError, UnreadableJSON, check_record, finite, read_json_file, shown, write_bytes_atomic
 
 MODEL_ORDER: tuple[str, ...] = ("ae", "nvae", "svae", "psvae")
 MODEL_NAMES: dict[str, str] = {"ae": "AE", "nvae": "N-VAE", "svae": "S-VAE", "psvae": "PS-VAE"}
@@ -110,42 +109,17 @@ Col = tuple[str, str]      # (model, metric column in runs.csv)
 Cell = tuple[Row, Col]
 
 
-#: the integer keys of a record and the ranges a run can produce (svae_bench.config_checks)
-INT_RANGES = {"latent_dim": (1, 100_000), "seed": (0, SEED_MAX)}
-MAX_NAME = 200
-
-
-class RecordError(ValueError):
-    """A result.json that does not count as a complete run; the message is the reason."""
-
-
 # --------------------------------------------------------------------------- records
 
 
 def find_records(runs_dir: Path) -> list[Path]:
     """Every ``result.json`` under ``runs_dir``, in sorted path order (directories and other
     non-files of that name too: :func:`load_record` reports them)."""
-    return sorted(runs_dir.rglob("result.json"))
+    return sorted(runs_dir.rglob(RESULT_FILE))
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _finite(value: Any) -> float | None:
-    """``value`` as a finite float, or None (not a number, NaN, infinite, or too large for a float)."""
-    if not _is_number(value):
-        return None
-    try:
-        x = float(value)
-    except OverflowError:  # a 400-digit integer
-        return None
-    return x if math.isfinite(x) else None
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
 
 
 def _metric(name: str, value: Any) -> float:
@@ -153,10 +127,10 @@ def _metric(name: str, value: Any) -> float:
     if value is None:
         return math.nan
     if not _is_number(value):
-        raise RecordError(f"metric {name!r} is not numeric: {_show(value)}")
-    x = _finite(value)
+        raise RecordError(f"metric {name!r} is not numeric: {shown(value)}")
+    x = finite(value)
     if x is None:
-        raise RecordError(f"metric {name!r} is not finite: {_show(value)}")
+        raise RecordError(f"metric {name!r} is not finite: {shown(value)}")
     return x
 
 
@@ -171,9 +145,9 @@ def _knn_metrics(knn: Any) -> dict[str, float]:
         try:
             labels = int(key)
         except ValueError:
-            raise RecordError(f"knn_acc key {_show(key)} is not an integer") from None
+            raise RecordError(f"knn_acc key {shown(key)} is not an integer") from None
         if not 1 <= labels <= 10**9:
-            raise RecordError(f"knn_acc key {_show(key)} is not a number of labels from 1 to 10^9")
+            raise RecordError(f"knn_acc key {shown(key)} is not a number of labels from 1 to 10^9")
         acc = _metric(f"knn_acc[{key}]", value)
         if not (math.isnan(acc) or 0.0 <= acc <= 1.0):
             raise RecordError(f"knn_acc[{key}] = {value!r} is not a fraction in [0, 1]")
@@ -183,7 +157,7 @@ def _knn_metrics(knn: Any) -> dict[str, float]:
 
 def _optional_number(value: Any) -> float | None:
     """Bookkeeping fields (seconds) are informative only: bad values become None."""
-    return _finite(value)
+    return finite(value)
 
 
 def _optional_int(value: Any) -> int | None:
@@ -204,32 +178,9 @@ def parse_record(raw: Any, rel_path: str) -> dict[str, Any]:
 
     Raises RecordError (message = reason) when the record does not count.
     """
-    if not isinstance(raw, dict):
-        raise RecordError("not a JSON object")
-    status = raw.get("status")
-    if status != "complete":
-        shown = "no status" if status is None else f"status {status!r}"
-        raise RecordError(f"{shown} (not complete)")
-    missing = [key for key in REQUIRED_KEYS if key not in raw or raw[key] is None]
-    if missing:
-        raise RecordError("missing keys: " + ", ".join(missing))
-    for key in ("model", "dataset"):
-        if not isinstance(raw[key], str) or not 0 < len(raw[key]) <= MAX_NAME:
-            raise RecordError(f"{key} is not a non-empty string of at most {MAX_NAME} characters: {_show(raw[key])}")
-    experiment = raw.get("experiment")
-    experiment = "default" if experiment is None else experiment
-    if not isinstance(experiment, str) or not 0 < len(experiment) <= MAX_NAME:
-        raise RecordError(f"experiment is not a non-empty string of at most {MAX_NAME} characters: "
-                          f"{_show(experiment)}")
-    for key, (lo, hi) in INT_RANGES.items():
-        value = raw[key]
-        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-            raise RecordError(f"{key} is not an integer from {lo} to {hi}: {_show(value)}")
-    if _finite(raw["beta"]) is None or raw["beta"] < 0:
-        raise RecordError(f"beta is not a finite number >= 0: {_show(raw['beta'])}")
+    raw = check_record(raw, REQUIRED_KEYS)
+    experiment = raw["experiment"]
     metrics = raw["metrics"]
-    if not isinstance(metrics, dict):
-        raise RecordError(f"metrics is not an object: {metrics!r}")
     row: dict[str, Any] = {
         "path": rel_path,
         "experiment": experiment,
@@ -782,7 +733,7 @@ def render_outputs(runs: pd.DataFrame, source: str) -> dict[str, str]:
 
 def _unfinished_runs(runs_dir: Path) -> int:
     """Run directories that started (status.json) but have no result.json: running, failed, interrupted."""
-    return sum(1 for p in runs_dir.rglob("status.json") if not (p.parent / "result.json").exists())
+    return sum(1 for p in runs_dir.rglob(STATUS_FILE) if not (p.parent / RESULT_FILE).exists())
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .records import RESULT_FILE, UnreadableJSON, is_complete_record, read_json_file, read_result, write_json_atomic
+from .atomic import UnreadableJSON, read_json_file, write_json_atomic
+from .files import CONFIG_FILE, LOCK_FILE, METRICS_FILE, RESULT_FILE, STATE_FILE, STATUS_FILE
+from .record import is_complete_record, read_result
 
-STATUS_FILE = "status.json"
-#: held (flock, exclusive) by the process that runs the run; holds that process's host and pid
-LOCK_FILE = ".lock"
+#: every state a run can be in, in the order ``svae-bench status`` counts them
 STATES = ("complete", "running", "interrupted", "failed", "missing")
 #: a run on another host whose status.json is older than this is taken as interrupted
 DEFAULT_STALE_AFTER_S = 6 * 3600.0
@@ -139,8 +139,8 @@ def run_state(run_dir: Path, stale_after: float = DEFAULT_STALE_AFTER_S) -> tupl
     if is_locked(run_dir):
         return "running", status or {}
     if status is None:
-        started = run_dir.is_dir() and any((run_dir / name).exists() for name in ("config.yaml", "metrics.csv",
-                                                                                  "state.pt", RESULT_FILE))
+        started = run_dir.is_dir() and any((run_dir / name).exists() for name in (CONFIG_FILE, METRICS_FILE,
+                                                                                  STATE_FILE, RESULT_FILE))
         return ("interrupted" if started else "missing"), {}
     if status.get("status") == "failed":
         return "failed", status

@@ -1,8 +1,9 @@
-"""Run records: atomic writes, completeness, and provenance (versions, git commit).
+"""Atomic writes and safe reads of the small files of a run directory.
 
-Every file a run produces is written to a temporary file in the same directory
-and renamed into place, so a reader never sees half a file; result.json is
-written last, so its presence with ``status: complete`` marks a finished run.
+Every file is written to a temporary file in the same directory and renamed into
+place (``os.replace``), so a reader never sees half a file. JSON files are read
+through :func:`read_json_file`, which never opens a FIFO and turns every decoding
+failure into one short reason.
 """
 
 from __future__ import annotations
@@ -11,15 +12,10 @@ import csv
 import io
 import json
 import os
-import platform
 import stat
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
-
-RESULT_FILE = "result.json"
-
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -101,48 +97,3 @@ def read_json_file(path: str | os.PathLike, max_bytes: int = MAX_RECORD_BYTES) -
         raise UnreadableJSON("invalid JSON (nested too deeply)") from None
     except ValueError as exc:  # JSONDecodeError, and int() of numbers over 4300 digits
         raise UnreadableJSON(f"invalid JSON ({str(exc).splitlines()[0][:200]})") from None
-
-
-def read_result(run_dir: str | os.PathLike) -> dict | None:
-    """The run's result.json as a dict, or None if missing or unreadable."""
-    try:
-        obj = read_json_file(Path(run_dir) / RESULT_FILE)
-    except (OSError, UnreadableJSON):
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-def is_complete_record(result: dict | None) -> bool:
-    """Whether a parsed result.json (or None) marks a finished run."""
-    return result is not None and result.get("status") == "complete" and isinstance(result.get("metrics"), dict)
-
-
-def versions() -> dict[str, str]:
-    """Versions of the packages that determine a result."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("svae-bench", "torch", "numpy", "scipy", "scikit-learn", "hydra-core"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
-
-def git_commit() -> str | None:
-    """The commit of the source tree this package runs from (with '+dirty' if modified), or None."""
-    src = Path(__file__).resolve().parent
-    try:
-        tracked = subprocess.run(["git", "ls-files", "--error-unmatch", Path(__file__).name], cwd=src,
-                                 capture_output=True, text=True, timeout=10)
-        if tracked.returncode != 0:  # an installed copy, not a checkout
-            return None
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=10)
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=src,
-                               capture_output=True, text=True, timeout=10)
-        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
