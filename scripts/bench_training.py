@@ -8,12 +8,12 @@ In one process, on dynamically binarised MNIST (50k training images, batch 64,
 the paper's MLP 784-256-128), for each latent_dim d in --dims:
 
 * epoch: seconds for one training epoch (782 Adam steps: binarise, encode,
-  rsample, KL, decode, backward, the finite check, step) of svae_bench.train
+  rsample, KL, decode, backward, the finite check, step) of svae_bench.training
   itself, for the N-VAE and the S-VAE; its validation pass is given 64 points
   so that it adds nothing noticeable. Median over --repeats epochs, the two
   models interleaved so that machine noise hits both alike. Target:
   S-VAE / N-VAE <= 1.15 (the vMF sampler should be negligible next to the MLP).
-* LL: seconds for svae_bench.evaluate.importance_sampled (500 importance
+* LL: seconds for svae_bench.tasks.vae_metrics.importance_sampled (500 importance
   samples per test point, 100 points per batch) over the 10k test images, and
   for a bare decoder forward pass over the same number of latent samples
   (S x B codes per batch, no sampling, no likelihood). Target: the LL
@@ -39,9 +39,9 @@ from omegaconf import OmegaConf
 from svae_bench.data import build_dataset
 from svae_bench.data.bundle import Split
 from svae_bench.data.mnist import default_data_root
-from svae_bench.evaluate import importance_sampled
+from svae_bench.tasks.vae_metrics import importance_sampled
 from svae_bench.models import build_model
-from svae_bench.train import train
+from svae_bench.training import train
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("nvae", "svae")
@@ -56,7 +56,7 @@ TRAINER = OmegaConf.create({"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "
 
 
 def epoch_seconds(model, data, n_train: int, seed: int) -> float:
-    """Seconds of one epoch of svae_bench.train on the first ``n_train`` images, scaled to the full set."""
+    """Seconds of one epoch of svae_bench.training.train on the first ``n_train`` images, scaled to the full set."""
     small = dataclasses.replace(data, train=Split(data.train.x[:n_train], data.train.y[:n_train]),
                                 val=Split(data.val.x[:64], data.val.y[:64]))
     result = train(model, small, TRAINER, beta=1.0, seed=seed)

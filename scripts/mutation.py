@@ -292,7 +292,7 @@ def env_for(src: Path) -> dict[str, str]:
 
 
 def check_import(src: Path) -> None:
-    out = subprocess.run([sys.executable, "-c", "import svae_bench, svae_bench.conf, svae_bench.evaluate as e;"
+    out = subprocess.run([sys.executable, "-c", "import svae_bench, svae_bench.conf, svae_bench.tasks.vae_metrics as e;"
                           "print(svae_bench.__file__); print(svae_bench.conf.__file__); print(e.__file__)"],
                          env=env_for(src), cwd=ROOT, capture_output=True, text=True, timeout=120)
     paths = out.stdout.split()

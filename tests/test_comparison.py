@@ -1,4 +1,4 @@
-"""Tests for svae_bench.comparison: reproduced Tables 1 and 2 against the paper's numbers."""
+"""Tests for svae_bench.report.comparison: reproduced Tables 1 and 2 against the paper's numbers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from svae_bench import comparison, tables
+from svae_bench.commands import tables as tables_cmd
+from svae_bench.report import comparison, tables
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "paper" / "reference.csv"
 
@@ -42,7 +43,7 @@ def write_runs(root: Path, dataset: str = "mnist", beta: float = 1.0) -> Path:
 def out(tmp_path: Path, capsys) -> Path:
     runs = write_runs(tmp_path / "runs")
     target = tmp_path / "out"
-    assert tables.main(["--runs", str(runs), "--out", str(target)]) == 0
+    assert tables_cmd.main(["--runs", str(runs), "--out", str(target)]) == 0
     capsys.readouterr()
     return target
 
@@ -54,7 +55,7 @@ def test_reference_ships_with_the_package() -> None:
     assert list(zip(known_std["model"], known_std["d"].astype(int), known_std["metric"], known_std["std"])) == [
         ("svae", 10, "LL", 0.31)]
     if SHARED_REFERENCE.is_file():
-        assert comparison.resources.files("svae_bench").joinpath("reference.csv").read_text() == \
+        assert comparison.resources.files("svae_bench.report").joinpath("reference.csv").read_text() == \
             SHARED_REFERENCE.read_text()
 
 
@@ -113,7 +114,7 @@ def test_no_comparison_for_other_datasets_or_betas(tmp_path: Path, capsys) -> No
     for name, kwargs in {"synthetic": {"dataset": "synthetic"}, "beta": {"beta": 0.5}}.items():
         runs = write_runs(tmp_path / name / "runs", **kwargs)
         target = tmp_path / name / "out"
-        assert tables.main(["--runs", str(runs), "--out", str(target)]) == 0
+        assert tables_cmd.main(["--runs", str(runs), "--out", str(target)]) == 0
         assert not list(target.glob("*_vs_paper.*")), name
     capsys.readouterr()
 

@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-import svae_bench.resolvers  # noqa: F401  (registers the svae_fmt resolver)
+import svae_bench.launch.resolvers  # noqa: F401  (registers the svae_fmt resolver)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from svae_bench.evaluate import importance_sampled, knn_accuracy
+from svae_bench.tasks.vae_metrics import importance_sampled, knn_accuracy
 from svae_bench.models import VAE
 
 

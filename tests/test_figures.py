@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from svae_bench import figures
-from svae_bench.figures import (
+from svae_bench import plots as figures
+from svae_bench.commands.figures import main
+from svae_bench.report.figures import (
     DPI,
     PANEL_SIZE,
     SINGLE_SIZE,
     compose_panel,
     hammer_projection,
     load_run,
-    main,
     panel_title,
     save_latent_png,
     sort_runs,

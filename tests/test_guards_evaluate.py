@@ -18,8 +18,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-import svae_bench.evaluate as ev
-from svae_bench.evaluate import evaluate, importance_sampled, knn_accuracy
+import svae_bench.tasks.vae_metrics as ev
+from svae_bench.tasks.vae_metrics import evaluate, importance_sampled, knn_accuracy
 from svae_bench.models import VAE
 
 Z_TOL = 4.0
@@ -182,7 +182,7 @@ def test_evaluate_uses_the_configured_neighbours():
 
 
 class _Recorder:
-    """Replaces KNeighborsClassifier in svae_bench.evaluate: records each fitted set and the k
+    """Replaces KNeighborsClassifier in svae_bench.tasks.vae_metrics: records each fitted set and the k
     (codes are point ids, see :func:`id_codes`); predicts class 0, the accuracy is not tested."""
 
     fits: list[np.ndarray] = []

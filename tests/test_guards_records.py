@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_module
 
-import svae_bench.run as run_mod
+import svae_bench.tasks.harness as run_mod
+import svae_bench.tasks.vae as vae_task
 from svae_bench.records import is_complete_record, read_result, write_bytes_atomic, write_json_atomic
 
 METRICS = {"elbo": -1.0, "re": -0.5, "kl": 0.5, "ll": -0.9, "knn_acc": {"100": 0.9}}
@@ -70,7 +71,7 @@ def no_work(monkeypatch):
     def build_dataset(cfg):
         raise Reran
 
-    monkeypatch.setattr(run_mod, "build_dataset", build_dataset)
+    monkeypatch.setattr(vae_task, "build_dataset", build_dataset)
 
 
 def write_record(run_dir: Path, record) -> None:

@@ -22,10 +22,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-import svae_bench.train as train_mod
+import svae_bench.training.loop as train_mod
 from svae_bench.data import DataBundle, Split
 from svae_bench.models import VAE
-from svae_bench.train import train
+from svae_bench.training import train
 
 MNIST_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -17,10 +17,12 @@ import torch
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
-import svae_bench.resolvers  # noqa: F401  (registers the svae_fmt resolver)
-from svae_bench.config_checks import check_inside, check_run_config
+import svae_bench.launch.resolvers  # noqa: F401  (registers the svae_fmt resolver)
+from svae_bench.checks import check_inside
+from svae_bench.tasks.vae_checks import check_run_config
 from svae_bench.errors import ConfigError
-from svae_bench.overrides import check_run_overrides, compose_jobs
+from svae_bench.launch.preflight import check_run_overrides
+from svae_bench.launch.sweep import compose_jobs
 from svae_bench.records import write_json_atomic
 from svae_bench.records import RunLock, is_locked, run_state
 
@@ -96,7 +98,7 @@ def hydra_cfg(*overrides: str):
 
 def test_run_one_checks_its_values_itself(tmp_path):
     """Without the preflight (SVAE_BENCH_DEBUG=1, or a library caller), run_one refuses before writing."""
-    from svae_bench.run import run_one
+    from svae_bench.tasks.harness import run_one
 
     cfg = hydra_cfg(*TINY, "seed=-1")
     with pytest.raises(ConfigError, match="seed=-1"):
@@ -153,7 +155,7 @@ def test_a_value_error_from_non_finite_weights_is_rolled_back(monkeypatch):
     """A distribution's argument check raising inside a step is a numerical fault, not a crash."""
     from svae_bench.data import build_dataset
     from svae_bench.models import build_model
-    from svae_bench.train import train
+    from svae_bench.training import train
 
     cfg = hydra_cfg(*TINY, "trainer.max_epochs=2", "trainer.nan_lr_factor=0.5")
     torch.manual_seed(0)
@@ -178,7 +180,7 @@ def test_a_value_error_from_non_finite_weights_is_rolled_back(monkeypatch):
 def test_an_unrelated_error_in_a_step_is_not_swallowed(monkeypatch):
     from svae_bench.data import build_dataset
     from svae_bench.models import build_model
-    from svae_bench.train import train
+    from svae_bench.training import train
 
     cfg = hydra_cfg(*TINY)
     data = build_dataset(cfg.dataset)
@@ -189,12 +191,13 @@ def test_an_unrelated_error_in_a_step_is_not_swallowed(monkeypatch):
 
 
 def test_an_unexpected_error_marks_the_run_failed_not_running(tmp_path, monkeypatch):
-    import svae_bench.run as run_module
+    import svae_bench.tasks.harness as run_module
+    import svae_bench.tasks.vae as vae_task
 
     def broken(*args, **kwargs):
         raise RuntimeError("evaluation broke")
 
-    monkeypatch.setattr(run_module, "evaluate", broken)
+    monkeypatch.setattr(vae_task, "evaluate", broken)
     cfg = hydra_cfg(*TINY, "trainer.max_epochs=1")
     with pytest.raises(RuntimeError, match="evaluation broke"):
         run_module.run_one(cfg, tmp_path / "run")
@@ -341,8 +344,9 @@ def test_a_huge_pid_in_status_json_is_not_a_crash(tmp_path):
 
 def test_a_state_with_wrong_shapes_is_set_aside_and_the_run_restarts(tmp_path):
     """A readable state.pt whose tensors do not fit the model: restart from scratch, same numbers."""
-    import svae_bench.run as run_module
-    from svae_bench.checkpoint import load_state, save_state
+    import svae_bench.tasks.harness as run_module
+    from svae_bench.tasks.vae import VaeTask
+    from svae_bench.training.state import load_state, save_state
 
     (tmp_path / "ref").mkdir()
     assert cli(tmp_path / "ref", "run", *TINY).returncode == 0
@@ -352,14 +356,14 @@ def test_a_state_with_wrong_shapes_is_set_aside_and_the_run_restarts(tmp_path):
     state_dir = tmp_path / "work" / RUN
     from svae_bench.data import build_dataset
     from svae_bench.models import build_model
-    from svae_bench.train import train
+    from svae_bench.training import train
 
     cfg = hydra_cfg(*TINY)
     torch.manual_seed(0)
     data = build_dataset(cfg.dataset)
     model = build_model(cfg.model, 2, data.observed_dim, data.likelihood, data.obs_scale)
     one_epoch = hydra_cfg(*TINY, "trainer.max_epochs=1").trainer
-    train(model, data, one_epoch, 1.0, 0, run_dir=state_dir, resume_config=run_module.resume_values(cfg))
+    train(model, data, one_epoch, 1.0, 0, run_dir=state_dir, resume_config=run_module.resume_values(cfg, VaeTask.resume_ignored))
     state = load_state(state_dir)
     state["model"] = {k: torch.zeros(3, 3) for k in state["model"]}
     save_state(state_dir, state)
@@ -398,7 +402,7 @@ def test_fast_sweep_expansion_equals_composing_every_job(monkeypatch, tmp_path):
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from svae_bench.config_checks import resolved
+    from svae_bench.checks import resolved
 
     monkeypatch.chdir(tmp_path)
     sweep = ["experiment=table1", "budget=laptop,paper", "model=nvae,svae", "latent_dim=2,10", "seed=0,1",
@@ -418,7 +422,7 @@ def test_fast_sweep_expansion_equals_composing_every_job(monkeypatch, tmp_path):
 
 
 def test_figures_find_runs_skips_fifos_and_absurd_records(tmp_path):
-    from svae_bench.figures import find_runs
+    from svae_bench.report.figures import find_runs
 
     expected = absurd_records(tmp_path / "runs")
     (tmp_path / "runs" / "good" / "latent.npz").write_bytes(b"")
@@ -426,7 +430,7 @@ def test_figures_find_runs_skips_fifos_and_absurd_records(tmp_path):
 
 
 def test_a_state_pt_directory_is_set_aside(tmp_path):
-    from svae_bench.checkpoint import CorruptCheckpoint, load_state, remove_state
+    from svae_bench.training.state import CorruptCheckpoint, load_state, remove_state
 
     (tmp_path / "state.pt" / "x").mkdir(parents=True)
     with pytest.raises(CorruptCheckpoint):

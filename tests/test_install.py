@@ -46,7 +46,7 @@ def test_wheel_install_finds_its_configs(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert cfg.returncode == 0 and "name: nvae" in cfg.stdout, cfg.stderr[-2000:]
     # the paper's numbers ship inside the wheel
-    ref = subprocess.run([py, "-c", "from svae_bench.comparison import load_reference; print(len(load_reference()))"],
+    ref = subprocess.run([py, "-c", "from svae_bench.report.comparison import load_reference; print(len(load_reference()))"],
                          cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
     assert ref.returncode == 0 and ref.stdout.strip() == "97", ref.stderr[-2000:]
     # the console script's entry point resolves to the installed copy

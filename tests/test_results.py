@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from svae_bench import tables
+from svae_bench.report import tables
+from svae_bench.commands import tables as tables_cmd
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = sorted(p.parent for p in (REPO / "results").glob("*/tables") if (p.parent / "runs").is_dir())
@@ -21,7 +22,7 @@ def test_every_results_folder_has_runs_and_tables() -> None:
 def test_tables_reproduce_from_committed_records(folder: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(REPO)  # the captions name the --runs path as given on the command line
     runs = folder.relative_to(REPO) / "runs"
-    assert tables.main(["--runs", str(runs), "--out", str(tmp_path)]) == 0
+    assert tables_cmd.main(["--runs", str(runs), "--out", str(tmp_path)]) == 0
     assert "(0 skipped)" in capsys.readouterr().out
     committed = sorted(p.name for p in (folder / "tables").iterdir() if p.is_file() and p.suffix != ".pdf")
     assert sorted(p.name for p in tmp_path.iterdir()) == committed

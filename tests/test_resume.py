@@ -138,9 +138,10 @@ def test_persistent_nan_fails_the_run_without_a_result(tmp_path):
     assert out.returncode == 1
     failed = result(tmp_path)
     assert failed["status"] == "failed" and "metrics" not in failed and "non-finite objective" in failed["reason"]
-    from svae_bench import tables
+    from svae_bench.report import tables
+from svae_bench.commands import tables as tables_cmd
 
-    assert tables.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "t")]) == 2  # no complete run
+    assert tables_cmd.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "t")]) == 2  # no complete run
     state, status = run_state(tmp_path / RUN)
     assert state == "failed" and "non-finite objective" in status["reason"]
     assert [e["attempt"] for e in status["events"] if e["event"] == "non_finite"] == [1, 2, 3]

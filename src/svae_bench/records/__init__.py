@@ -25,6 +25,7 @@ from .files import (
     RESULT_FILE,
     STATE_FILE,
     STATUS_FILE,
+    format_number,
 )
 from .provenance import git_commit, versions
 from .record import (
@@ -44,7 +45,7 @@ from .status import STATES, RunLock, is_locked, read_status, run_state, write_st
 __all__ = [
     "CHECKPOINT_FILE", "CONFIG_FILE", "LOCK_FILE", "LOG_FILE", "MAX_RECORD_BYTES", "METRICS_FILE", "RESULT_FILE",
     "SCHEMA_VERSION", "SEED_MAX", "STATES", "STATE_FILE", "STATUS_FILE", "RecordError", "RunLock", "UnreadableJSON",
-    "check_record", "complete_record", "failed_record", "finite", "git_commit", "is_complete_record", "is_locked",
+    "check_record", "complete_record", "failed_record", "finite", "format_number", "git_commit", "is_complete_record", "is_locked",
     "read_json_file", "read_result", "read_status", "run_state", "save_torch_atomic", "shown", "versions",
     "write_bytes_atomic", "write_csv_atomic", "write_json_atomic", "write_status",
 ]

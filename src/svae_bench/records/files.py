@@ -13,3 +13,8 @@ METRICS_FILE = "metrics.csv"  #: one row per training epoch
 STATE_FILE = "state.pt"  #: the resumable training state, while the run is unfinished
 CHECKPOINT_FILE = "checkpoint.pt"  #: the best-validation weights, the ones evaluated
 LOG_FILE = "run.log"  #: the run's log (Hydra's job logging)
+
+
+def format_number(x) -> str:
+    """Numbers in run directory names: 1, 1.0 and 1e0 all give '1'; 0.1 gives '0.1'."""
+    return format(float(x), "g")

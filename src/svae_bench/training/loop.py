@@ -35,10 +35,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .checkpoint import STATE_FILE, CorruptCheckpoint, load_state, remove_state, rng_state, save_state, set_rng_state
-from .data import DataBundle
-from .models import VAE
-from .records import write_csv_atomic
+from ..records import STATE_FILE, write_csv_atomic
+from .state import CorruptCheckpoint, load_state, remove_state, rng_state, save_state, set_rng_state
+from ..data import DataBundle
+from ..models import VAE
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def train(model: VAE, data: DataBundle, cfg, beta: float, seed: int, metrics_pat
     """Train in place; on return the model holds the best-validation weights.
 
     Args:
-        cfg: the trainer config group, already checked (:mod:`svae_bench.config_checks`).
+        cfg: the trainer config group, already checked (:mod:`svae_bench.tasks.vae_checks`).
         metrics_path: metrics.csv, rewritten atomically after every epoch.
         run_dir: where ``state.pt`` is saved after every epoch and resumed from.
         resume_config: the values a saved state must have been made with to be resumed

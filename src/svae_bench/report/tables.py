@@ -77,8 +77,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .cli import parse_args
-from .records import RESULT_FILE, STATUS_FILE, RecordError, UnreadableJSON, check_record, finite, read_json_file, shown, write_bytes_atomic
+from ..records import RESULT_FILE, RecordError, UnreadableJSON, check_record, finite, read_json_file, shown
 
 MODEL_ORDER: tuple[str, ...] = ("ae", "nvae", "svae", "psvae")
 MODEL_NAMES: dict[str, str] = {"ae": "AE", "nvae": "N-VAE", "svae": "S-VAE", "psvae": "PS-VAE"}
@@ -481,18 +480,18 @@ def markdown_escape(text: str) -> str:
     return _MD_RE.sub(r"\\\1", str(text))
 
 
-def _fmt_number(value: float, decimals: int) -> str:
+def fmt_number(value: float, decimals: int) -> str:
     text = f"{value:.{decimals}f}"
     return text[1:] if re.fullmatch(r"-0\.?0*", text) else text
 
 
 def format_mean_std(stat: Stat, decimals: int, latex: bool = False, bold: bool = False) -> str:
     """ "mean ± std" (plain) or ``$mean \\pm std$`` (LaTeX); the mean alone when n = 1."""
-    mean = _fmt_number(stat.mean, decimals)
+    mean = fmt_number(stat.mean, decimals)
     if latex:
-        body = f"{mean} \\pm {_fmt_number(stat.std, decimals)}" if stat.n > 1 else mean
+        body = f"{mean} \\pm {fmt_number(stat.std, decimals)}" if stat.n > 1 else mean
         return f"{{\\boldmath${body}$}}" if bold else f"${body}$"
-    text = f"{mean} ± {_fmt_number(stat.std, decimals)}" if stat.n > 1 else mean
+    text = f"{mean} ± {fmt_number(stat.std, decimals)}" if stat.n > 1 else mean
     return f"**{text}**" if bold else text
 
 
@@ -514,7 +513,7 @@ def _row_label(table: Table, row: Row) -> list[str]:
 
 
 @dataclass(frozen=True)
-class _Markup:
+class Markup:
     """The few symbols captions need, in LaTeX or in plain (Markdown) text."""
 
     latex: bool
@@ -529,7 +528,7 @@ class _Markup:
         return r"\texttt{" + latex_escape(value) + "}" if self.latex else "`" + value.replace("`", "'") + "`"
 
 
-def _beta_note(choice: BetaChoice, mk: _Markup) -> str:
+def _beta_note(choice: BetaChoice, mk: Markup) -> str:
     values = ", ".join(_fmt_beta(b) for b in choice.betas)
     beta = mk.math(r"\beta", "β")
     beta_is_1 = mk.math(r"\beta = 1", "β = 1")
@@ -542,14 +541,14 @@ def _beta_note(choice: BetaChoice, mk: _Markup) -> str:
     return f"No runs with {beta_is_1}: rows are keyed by {beta} ({listed})."
 
 
-def _n_text(table: Table, mk: _Markup) -> str:
+def _n_text(table: Table, mk: Markup) -> str:
     lo, hi = table.n_range()
     if lo == hi:
         return mk.math(f"n = {lo}", f"n = {lo}")
     return mk.math(f"n = {lo}", f"n = {lo}") + ("--" if mk.latex else "–") + mk.math(str(hi), str(hi))
 
 
-def _budget_text(budgets: Sequence[str], mk: _Markup) -> str:
+def budget_text(budgets: Sequence[str], mk: Markup) -> str:
     if not budgets:
         return ""
     return (", budget " if len(budgets) == 1 else ", budgets ") + ", ".join(mk.text(b) for b in budgets)
@@ -557,7 +556,7 @@ def _budget_text(budgets: Sequence[str], mk: _Markup) -> str:
 
 def caption(table: Table, latex: bool) -> str:
     """The caption: content, runs per cell, beta choice, bold rule and source directory."""
-    mk = _Markup(latex)
+    mk = Markup(latex)
     lq = mk.math(r"\mathcal{L}[q]", "L[q]")
     pm = mk.math(r"\pm", "±")
     p_rule = mk.math("p < 0.01", "p < 0.01")
@@ -571,7 +570,7 @@ def caption(table: Table, latex: bool) -> str:
         percent = mk.text("%")
         what = f"k-NN classification accuracy ({percent}) on the latent space with {labels} labelled points"
         bold_rule = f"Bold: the higher of {nv} and {sv} where a Welch t-test gives {p_rule}."
-    head = f"{mk.text(table.dataset)} (experiment {mk.text(table.experiment)}{_budget_text(table.budgets, mk)})"
+    head = f"{mk.text(table.dataset)} (experiment {mk.text(table.experiment)}{budget_text(table.budgets, mk)})"
     runs = "run" if table.n_range()[1] == 1 else "runs"
     return (f"{head}: {what}, mean {pm} std over {_n_text(table, mk)} {runs} per cell. "
             f"{_beta_note(table.choice, mk)} {bold_rule} Source: {mk.code(table.source)}.")
@@ -598,7 +597,7 @@ def render_latex(table: Table, bold: set[Cell] | None = None) -> str:
         r"\centering",
         r"\small",
         rf"\caption{{{caption(table, latex=True)}}}",
-        rf"\label{{{_label(table)}}}",
+        rf"\label{{{table_label(table)}}}",
         # Shrink to the line width only when wider (Table 1 with four models has 16 columns).
         r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
         rf"\begin{{tabular}}{{{spec}}}",
@@ -619,7 +618,7 @@ def render_latex(table: Table, bold: set[Cell] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _label(table: Table) -> str:
+def table_label(table: Table) -> str:
     slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{table.experiment}-{table.dataset}").strip("-")
     return f"tab:table{table.number}-{slug}"
 
@@ -699,91 +698,3 @@ def latex_document(body: str) -> str:
     ])
 
 
-# --------------------------------------------------------------------------- output
-
-
-def render_outputs(runs: pd.DataFrame, source: str) -> dict[str, str]:
-    """File name -> content for every output file (nothing is written here)."""
-    pairs = build_tables(runs, source)
-    t1 = [pair[0] for pair in pairs]
-    t2 = [pair[1] for pair in pairs]
-    # \clearpage after each (experiment, dataset) flushes floats: pdflatex stops at 18 pending.
-    from .comparison import build_comparisons, render_comparison_latex, render_comparison_outputs
-
-    comparisons = {id(c.table): c for c in build_comparisons(t1 + t2)}
-
-    def section(table: Table) -> str:
-        comp = comparisons.get(id(table))
-        return render_latex(table) + ("" if comp is None else "\n" + render_comparison_latex(comp))
-
-    document_body = "\n".join(section(a) + "\n" + section(b) + "\n\\clearpage\n" for a, b in pairs)
-    return {
-        "runs.csv": runs.to_csv(index=False),
-        "summary.csv": summary_frame(runs).to_csv(index=False),
-        "table1.csv": tables_csv(t1),
-        "table1.tex": "\n".join(render_latex(t) for t in t1),
-        "table1.md": "\n".join(render_markdown(t) for t in t1),
-        "table2.csv": tables_csv(t2),
-        "table2.tex": "\n".join(render_latex(t) for t in t2),
-        "table2.md": "\n".join(render_markdown(t) for t in t2),
-        **render_comparison_outputs(list(comparisons.values())),
-        "tables.tex": latex_document(document_body),
-    }
-
-
-def _unfinished_runs(runs_dir: Path) -> int:
-    """Run directories that started (status.json) but have no result.json: running, failed, interrupted."""
-    return sum(1 for p in runs_dir.rglob(STATUS_FILE) if not (p.parent / RESULT_FILE).exists())
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="svae-bench tables",
-        description="Collect result.json records into runs.csv, summary.csv and the paper's Tables 1 and 2.",
-    )
-    parser.add_argument("--runs", required=True, type=Path, metavar="DIR",
-                        help="directory searched recursively for result.json")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR",
-                        help="output directory (created if missing)")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``svae-bench tables``; returns the exit status (0 ok, 2 bad input, 1 write error)."""
-    args = parse_args(_parser(), argv)
-    if isinstance(args, int):  # --help or a usage error: argparse's exit status, returned
-        return args
-    runs_dir, out_dir = args.runs, args.out
-    if not runs_dir.exists():
-        print(f"error: runs directory '{runs_dir}' does not exist", file=sys.stderr)
-        return 2
-    if not runs_dir.is_dir():
-        print(f"error: runs directory '{runs_dir}' is not a directory", file=sys.stderr)
-        return 2
-    rows, skipped = collect_runs(runs_dir)
-    for path, reason in skipped:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
-    if not rows:
-        print(f"error: no complete runs in '{runs_dir}' ({len(skipped)} skipped); nothing written",
-              file=sys.stderr)
-        return 2
-    outputs = render_outputs(runs_frame(rows), str(runs_dir))
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for name, text in outputs.items():
-            write_bytes_atomic(out_dir / name, text.encode("utf-8"))
-    except OSError as exc:
-        print(f"error: cannot write to '{out_dir}': {exc}", file=sys.stderr)
-        return 1
-    print(f"tables: {len(rows)} complete runs ({len(skipped)} skipped) from {runs_dir} -> {out_dir}")
-    unfinished = _unfinished_runs(runs_dir)
-    if unfinished:
-        print(f"  ({unfinished} runs without a complete result.json are not in the tables: "
-              f"svae-bench status --runs {runs_dir} lists them)")
-    for name in outputs:
-        print(f"  {out_dir / name}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .records import STATE_FILE, save_torch_atomic
+from ..records import STATE_FILE, save_torch_atomic
 
 FORMAT = 1
 _REQUIRED = ("format", "epoch", "model", "optimizer", "best", "best_epoch", "since_best", "best_state",

@@ -1,16 +1,14 @@
-"""Every value a run uses, checked with its allowed range before anything is written.
+"""Checking config values: rules that say what is allowed, and one-line errors that say it.
 
-:func:`check_run_config` takes a composed run config (a DictConfig or the plain
-dict it resolves to) and raises :class:`~svae_bench.errors.ConfigError` with one
-line, ``<dotted key>=<value> must be <what is allowed>``, on the first value a
-run could not use: a failing interpolation, a wrong type, a number out of range
-(NaN and infinities included), a seed the random generators refuse, a name that
-would put the run directory somewhere else (``..``, separators, absolute paths).
-The same function serves ``svae-bench run`` (inside each job) and the preflight
-that checks every job of a sweep before Hydra starts, so the two never disagree.
+A rule is a function ``value -> None | <what is allowed>``; :func:`check_values`
+applies a table of rules to a config group and raises
+:class:`~svae_bench.errors.ConfigError` with ``<key>=<value> must be <what is allowed>``
+on the first failure. :func:`resolved` turns a config into plain values, naming
+the key whose interpolation fails. Tasks build their checks from these
+(:mod:`svae_bench.tasks.vae_checks`); the preflight of a sweep runs the same
+checks for every job before Hydra writes anything.
 
-This module imports neither torch nor Hydra (the device check imports torch only
-when it runs).
+No torch and no Hydra here (the device check imports torch when it runs).
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .records import SEED_MAX
 
 #: a run-directory component: no separators, no leading dot (so never '.' or '..')
 _NAME = re.compile(r"[A-Za-z0-9_+=-][A-Za-z0-9_.+=-]{0,99}")
@@ -130,75 +127,7 @@ def list_of(check: Callable[[Any], str | None], what: str, min_len: int = 1) -> 
     return wrapped
 
 
-TOP = {
-    "experiment_name": name,
-    "latent_dim": integer(1, 100_000),
-    "beta": number(0),
-    "seed": integer(0, SEED_MAX),
-    "budget_name": name,
-    "n_seeds": integer(1, 100_000),
-    "runs_root": path_string,
-    "force": boolean,
-    "device": None,  # checked by check_device (needs torch)
-}
-TRAINER = {
-    "optimizer": one_of("adam"),
-    "lr": number(0, lo_open=True),
-    "batch_size": positive_int(),
-    "max_epochs": positive_int(10**7),
-    "patience": positive_int(),
-    "warmup_epochs": integer(0),
-    "num_threads": optional(positive_int(4096)),
-    "progress": one_of("auto", True, False, "true", "false"),
-    "nan_retries": integer(0, 1000),
-    "nan_lr_factor": number(0, 1, lo_open=True),
-    "debug_nan_at_step": optional(positive_int()),
-    "debug_nan_times": positive_int(),
-}
-EVAL = {
-    "is_samples": positive_int(10**6),
-    "is_batch_points": positive_int(10**7),
-    "knn_labels": list_of(positive_int(), "positive integers"),
-    "knn_neighbors": positive_int(),
-    "knn_repeats": positive_int(10**5),
-    "latent_plot": boolean,
-}
-MODEL = {
-    "name": name,
-    "latent": None,  # checked by _check_model_choices (the model registry imports torch)
-    "hidden_dims": list_of(positive_int(10**5), "positive integers", min_len=0),
-    "activation": None,
-    "concentration_offset": number(0),
-}
-DATASETS = {
-    "synthetic": {
-        "name": name,
-        "sphere_dim": integer(1, 10_000),
-        "n_components": integer(1, 100_000),
-        "concentration": number(0, lo_open=True),
-        "directions": None,  # checked by _check_directions
-        "observed_dim": positive_int(10**6),
-        "map_hidden": positive_int(10**6),
-        "noise_std": number(0),
-        "n_train": positive_int(10**8),
-        "n_val": positive_int(10**8),
-        "n_test": positive_int(10**8),
-        "data_seed": integer(0, SEED_MAX),
-        "likelihood": one_of("gaussian", "bernoulli"),
-        "obs_scale": number(0, lo_open=True),
-    },
-    "mnist": {
-        "name": name,
-        "data_root": optional(path_string),
-        "n_val": integer(1, 59_999),
-        "split_seed": integer(0, SEED_MAX),
-        "binarize_seed": integer(0, SEED_MAX),
-        "likelihood": one_of("bernoulli"),
-    },
-}
-
-
-def _show(v: Any) -> str:
+def shown_value(v: Any) -> str:
     text = repr(v) if isinstance(v, str) else str(v)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -210,34 +139,7 @@ def check_values(values: Mapping, rules: Mapping[str, Callable[[Any], str | None
             continue
         problem = check(values[key])
         if problem is not None:
-            raise ConfigError(f"{prefix}{key}={_show(values[key])} must be {problem}")
-
-
-def _check_directions(ds: Mapping) -> None:
-    directions = ds.get("directions")
-    if directions is None:
-        return
-    k, m = ds.get("n_components"), int(ds.get("sphere_dim", 0)) + 1
-    ok = isinstance(directions, list) and len(directions) == k and all(
-        isinstance(d, list) and len(d) == m and all(number()(x) is None for x in d)
-        and any(float(x) != 0 for x in d) for d in directions)
-    if not ok:
-        raise ConfigError(f"dataset.directions={_show(directions)} must be null or {k} non-zero vectors of "
-                          f"{m} finite numbers (n_components vectors in R^(sphere_dim + 1))")
-
-
-def _check_model_choices(model: Mapping) -> None:
-    from .models.heads import HEADS
-    from .models.vae import ACTIVATIONS
-
-    check_values(model, {"latent": one_of(*HEADS), "activation": one_of(*ACTIVATIONS)}, "model.")
-
-
-def n_train_points(ds: Mapping) -> int:
-    """How many training points a dataset config gives (for the k-NN label counts)."""
-    if ds.get("name") == "mnist":
-        return 60_000 - int(ds.get("n_val", 10_000))
-    return int(ds.get("n_train", 0))
+            raise ConfigError(f"{prefix}{key}={shown_value(values[key])} must be {problem}")
 
 
 def check_device(value: Any) -> None:
@@ -254,37 +156,6 @@ def check_device(value: Any) -> None:
         raise ConfigError(f"device={value!r} but CUDA is not available; use device=cpu")
     if device.type not in ("cpu", "cuda"):
         raise ConfigError(f"device={value!r} is not supported; allowed: cpu, cuda, cuda:N, auto")
-
-
-def check_run_config(cfg: Any, device: bool = True) -> dict:
-    """Check every value of a run config (see the module docstring); returns the resolved dict."""
-    values = resolved(cfg, exclude=("hydra",))
-    check_values(values, TOP)
-    for group in ("trainer", "eval", "model", "dataset"):
-        if not isinstance(values.get(group), Mapping):
-            raise ConfigError(f"{group} must be a config group; choose one with {group}=NAME")
-    check_values(values["trainer"], TRAINER, "trainer.")
-    check_values(values["eval"], EVAL, "eval.")
-    check_values(values["model"], MODEL, "model.")
-    _check_model_choices(values["model"])
-    ds = values["dataset"]
-    if ds.get("name") not in DATASETS:
-        raise ConfigError(f"dataset.name={_show(ds.get('name'))} is unknown; allowed: {', '.join(sorted(DATASETS))}")
-    check_values(ds, DATASETS[ds["name"]], "dataset.")
-    _check_directions(ds)
-    n_train = n_train_points(ds)
-    for n in values["eval"].get("knn_labels", []):
-        if n > n_train:
-            raise ConfigError(f"eval.knn_labels contains {n!r}; allowed: integers from 1 to the {n_train} "
-                              f"training points")
-    k = values["eval"].get("knn_neighbors")
-    labels = values["eval"].get("knn_labels") or []
-    if labels and k > min(labels):
-        raise ConfigError(f"eval.knn_neighbors={k} must be at most the smallest number of labels in "
-                          f"eval.knn_labels ({min(labels)})")
-    if device:
-        check_device(values.get("device", "cpu"))
-    return values
 
 
 def check_inside(run_dir: str | Path, runs_root: str | Path) -> None:

@@ -21,8 +21,8 @@ import torch
 from sklearn.neighbors import KNeighborsClassifier
 from torch import Tensor
 
-from .errors import ConfigError
-from .models import VAE
+from ..errors import ConfigError
+from ..models import VAE
 
 
 @torch.no_grad()

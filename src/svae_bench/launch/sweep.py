@@ -1,12 +1,8 @@
-"""Check `svae-bench run` overrides before Hydra starts, so that typos cost seconds, not a sweep.
+"""Sweep expansion: the jobs ``svae-bench run`` launches, with their resolved configs and run directories.
 
-Hydra reports an unknown group option (``model=svea``) or key (``latent_dims=3``)
-with exit code 1, and a runs root it cannot create with a traceback, possibly
-after other jobs of a sweep have run. :func:`check_run_overrides` finds these
-first: every value of every config-group override must be an existing option
-(sweeps included: ``model=nvae,svea`` names ``svea``), the config composed from
-the first value of each sweep must be valid, and the runs root must be
-writable. It returns a one-line message, or None when everything is fine.
+Used by the preflight (:mod:`svae_bench.launch.preflight`) and by ``svae-bench
+status``. Expansion follows Hydra's basic sweeper: an experiment's sweep lists,
+replaced by command-line lists for the same keys; see :func:`compose_jobs`.
 """
 
 from __future__ import annotations
@@ -18,7 +14,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .errors import ConfigError
+from ..checks import resolved
+from ..errors import ConfigError
 
 #: Hydra flags whose next argument is their value (not an override)
 _FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--shell-completion", "-sc",
@@ -75,15 +72,6 @@ def _first_value_line(override) -> str:
     return f"{prefix}{override.key_or_group}={first}"
 
 
-def _writable(path: Path) -> bool:
-    path = path.expanduser().absolute()
-    while not path.exists():
-        if path.parent == path:
-            return False
-        path = path.parent
-    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
-
-
 def config_groups() -> set[str]:
     """Names of the config groups (conf/ subfolders, and Hydra's own that users override)."""
     return set(group_options()) | {"hydra/launcher", "hydra/sweeper", "hydra/job_logging", "hydra/hydra_logging"}
@@ -117,7 +105,7 @@ def compose_jobs(overrides: list[str], multirun: bool | None = None) -> list[Job
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from . import resolvers  # noqa: F401  (the svae_fmt resolver of the run directory)
+    from . import resolvers  # noqa: F401  (registers the svae_fmt resolver of the run directory)
 
     parser = OverridesParser.create()
     GlobalHydra.instance().clear()
@@ -184,8 +172,6 @@ def _parse_cache():
 
 def _job(cfg) -> Job:
     """The job of a composed config (ConfigError naming the value whose interpolation fails)."""
-    from .config_checks import resolved
-
     return Job(resolved(cfg, exclude=("hydra",)), _run_dir(cfg))
 
 
@@ -207,8 +193,6 @@ class _Combo:
 
     def __init__(self, composed):
         from omegaconf import OmegaConf
-
-        from .config_checks import resolved
 
         self.first = composed
         self.cfg = OmegaConf.create(OmegaConf.to_container(composed))  # mutable, not struct
@@ -284,65 +268,3 @@ def _dict_at(values: dict, dotted: str, create: bool = False) -> dict | None:
             node[part] = {}
         node = node[part]
     return node
-
-
-def check_job(job: Job, checked_data: set | None = None) -> None:
-    """The checks a run makes before training (ConfigError if one fails): every value
-    (:func:`~svae_bench.config_checks.check_run_config`), the data files it reads (once per
-    dataset config in ``checked_data``), that its run directory lies inside its runs root,
-    and that the runs root is writable."""
-    from .config_checks import check_inside, check_run_config
-    from .data import check_data_available
-
-    values = check_run_config(job.values)
-    dataset_key = repr(sorted(values["dataset"].items()))
-    if checked_data is None or dataset_key not in checked_data:
-        check_data_available(values["dataset"])
-        if checked_data is not None:
-            checked_data.add(dataset_key)
-    check_inside(job.run_dir, values["runs_root"])
-    if not _writable(Path(str(values["runs_root"]))):
-        raise ConfigError(f"runs_root={values['runs_root']} is not writable (or not a directory); choose "
-                          f"another with runs_root=DIR")
-
-
-def check_run_overrides(args: list[str]) -> str | None:
-    """A one-line error for ``svae-bench run <args>``, or None; see the module docstring."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
-    overrides = override_args(args)
-    if overrides is None:
-        return None
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException as err:
-        return " ".join(line.strip() for line in str(err).strip().splitlines() if line.strip())
-    if any(_is_glob(o) for o in parsed):
-        return None  # glob(...) needs Hydra's config loader to expand: Hydra checks that sweep itself
-    options = group_options()
-    for o in parsed:
-        group = o.key_or_group
-        if group in options and not o.is_delete():
-            unknown = [v for v in _values(o) if v not in options[group] and v != "null"]
-            if unknown:
-                return f"{group}={unknown[0]} is unknown; allowed: {', '.join(options[group])}"
-    printing = any(a in args for a in ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i"))
-    if printing:
-        multirun = False  # printing, not running: the names and keys only
-    else:
-        multirun = True if ("-m" in args or "--multirun" in args) else None
-    try:
-        jobs = compose_jobs(overrides, multirun)
-    except ConfigError as err:
-        return str(err)
-    if printing:
-        return None
-    checked_data: set = set()
-    for job in jobs:
-        try:
-            check_job(job, checked_data)
-        except ConfigError as err:
-            # In a sweep, say which job: nothing has run yet, so the user fixes it before the first job.
-            return f"{err} (sweep job {job.run_dir})" if len(jobs) > 1 else str(err)
-    return None

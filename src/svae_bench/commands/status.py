@@ -18,15 +18,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import parse_args
-from .errors import ConfigError
-from .records import CONFIG_FILE, RESULT_FILE, STATES, STATUS_FILE, run_state
+from ..errors import ConfigError
+from ..launch.sweep import compose_jobs
+from ..records import CONFIG_FILE, RESULT_FILE, STATES, STATUS_FILE, run_state
+from ._args import parse_args
 
 
 def expected_run_dirs(overrides: list[str], runs_root: str | None) -> list[Path]:
     """The run directories of the sweep that ``svae-bench run -m <overrides>`` launches."""
-    from .overrides import compose_jobs
-
     if runs_root is not None:
         overrides = [*overrides, f"runs_root={runs_root}"]
     return [job.run_dir for job in compose_jobs(overrides, multirun=True)]

@@ -41,7 +41,7 @@ TABLE1_REFERENCE_METRICS = {"LL": "ll", "ELBO": "elbo", "RE": "re", "KL": "kl"}
 def load_reference() -> pd.DataFrame:
     """The paper's published numbers: table, model, d (str: Table 3 has "z1/z2" cells), metric,
     labels (Int64), mean, std (NaN if unknown)."""
-    text = resources.files("svae_bench").joinpath("reference.csv").read_text(encoding="utf-8")
+    text = resources.files("svae_bench.report").joinpath("reference.csv").read_text(encoding="utf-8")
     frame = pd.read_csv(io.StringIO(text), dtype={"labels": "Int64"})
     frame["std"] = pd.to_numeric(frame["std"], errors="coerce")
     return frame
@@ -165,16 +165,16 @@ def pvalue_text(p: float, latex: bool) -> str:
 
 def paper_text(mean: float, std: float, decimals: int, latex: bool) -> str:
     """The published value: "mean" or "mean ± std" where the paper gives a std."""
-    text = T._fmt_number(mean, decimals)
+    text = T.fmt_number(mean, decimals)
     if not math.isnan(std):
-        text += (r" \pm " if latex else " ± ") + T._fmt_number(std, decimals)
+        text += (r" \pm " if latex else " ± ") + T.fmt_number(std, decimals)
     return f"${text}$" if latex else text
 
 
 def diff_text(value: float, decimals: int, latex: bool) -> str:
     if math.isnan(value):
         return T.EMPTY_LATEX if latex else T.EMPTY_TEXT
-    text = ("+" if value > 0 else "") + T._fmt_number(value, decimals)
+    text = ("+" if value > 0 else "") + T.fmt_number(value, decimals)
     return f"${text}$" if latex else text
 
 
@@ -186,7 +186,7 @@ def ours_text(row: ComparisonRow, model: str, decimals: int, latex: bool) -> str
 
 
 def comparison_caption(comp: Comparison, latex: bool) -> str:
-    mk = T._Markup(latex)
+    mk = T.Markup(latex)
     table = comp.table
     pm = mk.math(r"\pm", "±")
     p_rule = mk.math("p < 0.01", "p < 0.01")
@@ -199,7 +199,7 @@ def comparison_caption(comp: Comparison, latex: bool) -> str:
         better = "higher accuracy"
     lo, hi = table.n_range()
     n = mk.math(f"n = {lo}", f"n = {lo}") if lo == hi else mk.math(f"n = {lo}", f"n = {lo}") + "--" + str(hi)
-    head = f"{mk.text(table.dataset)} (experiment {mk.text(table.experiment)}{T._budget_text(table.budgets, mk)})"
+    head = f"{mk.text(table.dataset)} (experiment {mk.text(table.experiment)}{T.budget_text(table.budgets, mk)})"
     minus = mk.math("-", "−")
     return (f"{head} against {PAPER}, Table {comp.number}: {what}. Ours: mean {pm} std over {n} runs; "
             f"paper: published mean (std where published); {delta} = ours {minus} paper. "
@@ -227,7 +227,7 @@ def render_comparison_latex(comp: Comparison) -> str:
     lines = [
         r"\begin{table}[htbp]", r"\centering", r"\small",
         rf"\caption{{{comparison_caption(comp, latex=True)}}}",
-        rf"\label{{tab:table{comp.number}-vs-paper-{T._label(comp.table).split('-', 1)[1]}}}",
+        rf"\label{{tab:table{comp.number}-vs-paper-{T.table_label(comp.table).split('-', 1)[1]}}}",
         r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
         r"\begin{tabular}{llcccccccccc}", r"\toprule",
         " & ".join(["", ""] + groups) + r" \\", " ".join(rules),

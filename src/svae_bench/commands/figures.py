@@ -1,0 +1,57 @@
+"""``svae-bench figures``: compose the paper-style latent-space figure of an experiment's runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..report.figures import compose_runs, find_runs, load_run
+from ._args import parse_args
+
+HELP = "compose the latent-space figure of an experiment"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="svae-bench figures",
+        description="Compose the paper-style latent-space figure from finished runs.",
+    )
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="root of the run directories (default: runs)")
+    p.add_argument("--experiment", default="synthetic_figure", help="experiment name (default: synthetic_figure)")
+    p.add_argument("--out", type=Path, default=None, help="output image (default: <runs>/<experiment>/figure.png)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the runs to show (default: 0)")
+    p.add_argument("--latent-dim", type=int, default=2, help="latent degrees of freedom d (default: 2)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``svae-bench figures``: returns 0 on success, 2 on a usage / input error."""
+    args = parse_args(_parser(), argv)
+    if isinstance(args, int):  # --help, or an argparse usage error
+        return args
+
+    runs_root: Path = args.runs
+    if not runs_root.is_dir():
+        print(f"error: runs directory {runs_root} does not exist", file=sys.stderr)
+        return 2
+    exp_dir = runs_root / args.experiment
+    run_dirs = find_runs(exp_dir, args.seed, args.latent_dim) if exp_dir.is_dir() else []
+    if not run_dirs:
+        print(
+            f"error: no complete runs with latent.npz for seed={args.seed}, "
+            f"latent_dim={args.latent_dim} under {exp_dir}",
+            file=sys.stderr,
+        )
+        return 2
+    out = args.out if args.out is not None else exp_dir / "figure.png"
+    try:
+        n_panels = compose_runs([load_run(d) for d in run_dirs], out, truth_from_first=True)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    print(f"figures: wrote {out} ({n_panels} panels)")
+    return 0
+
+

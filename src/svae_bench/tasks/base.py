@@ -1,0 +1,79 @@
+"""What a task is: one kind of experiment, run by the harness (:mod:`svae_bench.tasks.harness`).
+
+A task says what a run computes and records; the harness owns the run
+directory's lifecycle (skip complete, force, busy, resume, status.json, failed
+records, result.json last) and the training loop owns steps, rollback and
+resume. A new experiment is a new task class registered by name
+(:func:`svae_bench.tasks.register_task`), selected by the config's ``task`` key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class RunContext:
+    """What the harness gives a running task.
+
+    out_dir: the run directory (the task writes its artefacts there, atomically).
+    resume_config: the values a saved training state must have been made with to be resumed.
+    on_epoch: call as ``on_epoch(epoch)`` after each completed epoch (updates status.json).
+    """
+
+    out_dir: Path
+    resume_config: dict
+    on_epoch: Callable[[int], None]
+
+
+@dataclass
+class TaskOutput:
+    """What a finished task returns: its metrics and the record fields beside them.
+
+    metrics: the numbers tables use (nats, fractions...), a JSON object.
+    fields: record fields that describe the run (epochs, best_epoch, seconds, events, ...).
+    identity: extra identity fields known only after preparing (e.g. ambient_dim).
+    """
+
+    metrics: dict[str, Any]
+    fields: dict[str, Any] = field(default_factory=dict)
+    identity: dict[str, Any] = field(default_factory=dict)
+    summary: str = ""
+
+
+class Task:
+    """Base class of tasks; subclasses set ``name`` and implement the methods below."""
+
+    #: the value of the config's ``task`` key that selects this task
+    name: str = ""
+    #: config keys (dotted) that may change between an interrupted run and its resumption
+    resume_ignored: tuple[str, ...] = ("force", "runs_root")
+
+    def check(self, cfg: Any) -> dict:
+        """Check every value the run uses (ConfigError, one line) before anything is written;
+        return the resolved config as a plain dict. Must not read data files or write anything."""
+        raise NotImplementedError
+
+    def check_data(self, values: dict) -> None:
+        """Check that the files the run reads exist (ConfigError naming the file); cheap, no loading."""
+
+    def identity(self, cfg: Any) -> dict[str, Any]:
+        """The record fields that name a run (tables group by them): at least experiment and seed."""
+        raise NotImplementedError
+
+    def prepare(self, cfg: Any) -> Any:
+        """Load data and build the model (may raise ConfigError; writes nothing). Called before the
+        run's lock is taken; the result is handed to :meth:`run`."""
+        raise NotImplementedError
+
+    def describe(self, cfg: Any, prepared: Any) -> str:
+        """One log line saying what the run is."""
+        return ""
+
+    def run(self, cfg: Any, prepared: Any, ctx: RunContext) -> TaskOutput:
+        """Train and evaluate; write artefacts into ``ctx.out_dir``. Raise
+        :class:`svae_bench.training.TrainingFailed` when training gives up (the harness records it)."""
+        raise NotImplementedError

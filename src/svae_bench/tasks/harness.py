@@ -1,0 +1,154 @@
+"""The harness: one run's directory lifecycle, the same for every task.
+
+``run_one(cfg, out_dir)``: check every value (the task's :meth:`~Task.check`)
+before anything is read or written; skip a complete run (finishing a clean-up a
+kill cut short) unless ``force=true``; prepare the task (data, model); take the
+run's exclusive lock (a busy run is skipped); write config.yaml and status.json;
+run the task, which resumes from its saved state; on a training failure write a
+failed record; write result.json last, then status.json complete, then drop the
+resumable state. Records are built by :mod:`svae_bench.records`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..records import (
+    CONFIG_FILE,
+    RESULT_FILE,
+    RunLock,
+    complete_record,
+    failed_record,
+    git_commit,
+    is_complete_record,
+    read_result,
+    read_status,
+    versions,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_status,
+)
+from ..training import TrainingFailed, remove_state
+from .base import RunContext, Task
+from .registry import get_task
+
+log = logging.getLogger("svae_bench")
+
+
+def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config dicts (bookkeeping keys ignored)."""
+    keys = sorted(set(old) | set(new), key=str)
+    out: list[str] = []
+    for key in keys:
+        name = f"{prefix}{key}"
+        if name in ("force", "runs_root"):
+            continue
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{name}.")
+        elif a != b:
+            out.append(name)
+    return out
+
+
+def resume_values(cfg: DictConfig, ignored: tuple[str, ...]) -> dict:
+    """The resolved config without the values that do not affect training (a task's resume_ignored)."""
+    values = OmegaConf.to_container(cfg, resolve=True)
+    for dotted in ignored:
+        *parents, leaf = dotted.split(".")
+        node = values
+        for key in parents:
+            node = node.get(key, {})
+        node.pop(leaf, None)
+    return values
+
+
+def run_one(cfg: DictConfig, out_dir: Path) -> dict | None:
+    """Run the config's task in ``out_dir`` and record it; returns the record (None if skipped)."""
+    task = get_task(cfg.get("task", "vae"))
+    task.check(cfg)  # every value, before anything is read or written
+    previous = read_result(out_dir)
+    if is_complete_record(previous) and not cfg.force:
+        skip_complete(cfg, out_dir, previous)
+        return None
+    prepared = task.prepare(cfg)
+    lock = RunLock(out_dir)
+    if not lock.acquire():
+        log.warning("skip: %s is being run by %s (svae-bench status shows it)", out_dir, lock.holder())
+        return None
+    with lock:
+        previous = read_result(out_dir)
+        if is_complete_record(previous) and not cfg.force:  # finished while this process loaded its data
+            skip_complete(cfg, out_dir, previous, locked=True)
+            return None
+        return _run_and_record(task, cfg, out_dir, prepared)
+
+
+def skip_complete(cfg: DictConfig, out_dir: Path, previous: dict, locked: bool = False) -> None:
+    """Skip a complete run, finishing its clean-up if a kill cut it short (state.pt, temp files and
+    status.json are dealt with after result.json): only when no other process holds the run."""
+    log.info("skip: %s is complete (force=true re-runs it)", out_dir / RESULT_FILE)
+    changed = config_differences(previous.get("config", {}), OmegaConf.to_container(cfg, resolve=True))
+    if changed:
+        log.warning("note: the recorded run used different values for %s; force=true re-runs it with these",
+                    ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else ""))
+    lock = None if locked else RunLock(out_dir)
+    if lock is not None and not lock.acquire():
+        return
+    try:
+        remove_state(out_dir)
+        remove_temp_files(out_dir)
+        status = read_status(out_dir)
+        if status is None or status.get("status") != "complete":
+            write_status(out_dir, "complete", epoch=previous.get("epochs"))
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def remove_temp_files(out_dir: Path) -> None:
+    """Temporary files of atomic writes cut short by a kill."""
+    for leftover in out_dir.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
+def _run_and_record(task: Task, cfg: DictConfig, out_dir: Path, prepared) -> dict:
+    """The part of a run that writes: called with the run's lock held and every value checked."""
+    provenance = {"versions": versions(), "git_commit": git_commit()}  # of the code that starts the run
+    # Everything is validated: only now touch the run directory. A forced re-run with a
+    # bad value therefore keeps the old record; a good one is not complete until it ends.
+    (out_dir / RESULT_FILE).unlink(missing_ok=True)
+    remove_temp_files(out_dir)
+    if cfg.force:
+        remove_state(out_dir)  # force: from scratch, not from the last epoch
+    write_bytes_atomic(out_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True).encode())
+    write_status(out_dir, "running", epoch=0)
+    log.info("run %s: %s", out_dir, task.describe(cfg, prepared))
+    config = OmegaConf.to_container(cfg, resolve=True)
+    ctx = RunContext(out_dir, resume_values(cfg, task.resume_ignored),
+                     lambda epoch: write_status(out_dir, "running", epoch=epoch))
+    try:
+        output = task.run(cfg, prepared, ctx)
+    except TrainingFailed as err:
+        # A record that says failed, with no metrics: tables report it as skipped, never use it.
+        write_json_atomic(out_dir / RESULT_FILE, failed_record(task.identity(cfg), err.reason, err.events,
+                                                               **provenance, config=config))
+        write_status(out_dir, "failed", reason=err.reason, events=err.events)
+        log.error("failed: %s (result.json says failed; no metric of this run enters a table)", err.reason)
+        raise
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:
+        # Not a result: status.json says failed with the reason, so `status` never shows it as running.
+        write_status(out_dir, "failed", reason=f"{type(err).__name__}: {str(err)[:300]}")
+        raise
+    record = complete_record({**task.identity(cfg), **output.identity}, output.metrics, **output.fields,
+                             **provenance, config=config)
+    write_json_atomic(out_dir / RESULT_FILE, record)
+    write_status(out_dir, "complete", epoch=output.fields.get("epochs"))
+    remove_state(out_dir)  # the record is complete: the resumable state is no longer needed
+    log.info("done: %s  %s", out_dir / RESULT_FILE, output.summary)
+    return record
