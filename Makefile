@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # other versions would download gigabytes.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv run test test-slow bench clean
+.PHONY: venv run test test-slow lint mutation bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,19 @@ run: venv
 	@echo "outputs: runs/default/synthetic/svae/d=2/beta=1/seed=0/ (result.json, metrics.csv, latent.png, run.log)"
 
 test: venv
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
+
+# Architecture contracts (pyproject's [tool.importlinter]) and ruff's lint and format checks.
+lint: venv
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check src tests scripts
+	$(VENV)/bin/ruff format --check src tests scripts
+
+# A fixed catalogue of plausible bugs, one at a time, against the relevant tests
+# (scripts/mutation.py; ~40 min on 2 cores; writes results/mutation/report.md).
+mutation: venv
+	$(PY) scripts/mutation.py
 
 test-slow: venv  # exit code 5 = no slow test collected yet, which is fine
 	$(PY) -m pytest -q -m slow || [ $$? -eq 5 ]

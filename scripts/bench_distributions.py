@@ -82,7 +82,9 @@ def official_style_step(loc_raw, k_raw, weight):
     u = u / (u.norm(dim=-1, keepdim=True) + 1e-5)
     z = (x - 2 * (x * u).sum(-1, keepdim=True) * u).float()
     ratio = _HostIve.apply(m / 2, k) / _HostIve.apply(m / 2 - 1, k)
-    log_norm = (m / 2 - 1) * torch.log(k) - (m / 2) * math.log(2 * math.pi) - (k + torch.log(_HostIve.apply(m / 2 - 1, k)))
+    log_norm = (
+        (m / 2 - 1) * torch.log(k) - (m / 2) * math.log(2 * math.pi) - (k + torch.log(_HostIve.apply(m / 2 - 1, k)))
+    )
     entropy = -k * ratio + log_norm
     kl = -entropy.squeeze(-1) + log_sphere_surface(m)
     (z @ weight + kl).sum().backward()
@@ -98,20 +100,25 @@ def make_step(family: str, batch: int, m: int, k: float):
     prior = Normal(torch.zeros(()), torch.ones(()))
 
     if family == "vmf":
+
         def step():
             q = VonMisesFisher(torch.nn.functional.normalize(loc_raw, dim=-1), k_raw)
             (q.rsample() @ weight + kl_divergence(q, uniform)).sum().backward()
     elif family == "ps":
+
         def step():
             q = PowerSpherical(torch.nn.functional.normalize(loc_raw, dim=-1), k_raw)
             (q.rsample() @ weight + kl_divergence(q, uniform)).sum().backward()
     elif family == "official":
+
         def step():
             official_style_step(loc_raw, k_raw, weight)
     else:
+
         def step():
             q = Normal(loc_raw, scale_raw.exp())
             (q.rsample() @ weight + kl_divergence(q, prior).sum(-1)).sum().backward()
+
     return step
 
 
@@ -132,9 +139,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.distributions.Distribution.set_default_validate_args(False)
 
-    cells = [(64, 11, 50.0)] if args.quick else [
-        (b, m, k) for b in (64, 1024) for m in (3, 6, 11, 21, 41) for k in (10.0, 50.0, 100.0)
-    ]
+    cells = (
+        [(64, 11, 50.0)]
+        if args.quick
+        else [(b, m, k) for b in (64, 1024) for m in (3, 6, 11, 21, 41) for k in (10.0, 50.0, 100.0)]
+    )
     print(f"torch {torch.__version__}, {args.threads} threads, float32 CPU; ms per step (median of {args.repeats})")
     families = ("vmf", "ps", "gauss") + (("official",) if args.official else ())
     header = f"{'batch':>5} {'m':>3} {'k':>5} {'vMF':>8} {'PS':>8} {'Gauss':>8} {'vMF/Gauss':>9}"

@@ -39,8 +39,8 @@ from omegaconf import OmegaConf
 from svae_bench.data import build_dataset
 from svae_bench.data.bundle import Split
 from svae_bench.data.mnist import default_data_root
-from svae_bench.tasks.vae_metrics import importance_sampled
 from svae_bench.models import build_model
+from svae_bench.tasks.vae_metrics import importance_sampled
 from svae_bench.training import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,14 +51,26 @@ def model_config(name: str):
     return OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml")
 
 
-TRAINER = OmegaConf.create({"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "max_epochs": 1, "patience": 10,
-                             "warmup_epochs": 0, "progress": False, "nan_retries": 0, "nan_lr_factor": 1.0})
+TRAINER = OmegaConf.create(
+    {
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "batch_size": 64,
+        "max_epochs": 1,
+        "patience": 10,
+        "warmup_epochs": 0,
+        "progress": False,
+        "nan_retries": 0,
+        "nan_lr_factor": 1.0,
+    }
+)
 
 
 def epoch_seconds(model, data, n_train: int, seed: int) -> float:
     """Seconds of one epoch of svae_bench.training.train on the first ``n_train`` images, scaled to the full set."""
-    small = dataclasses.replace(data, train=Split(data.train.x[:n_train], data.train.y[:n_train]),
-                                val=Split(data.val.x[:64], data.val.y[:64]))
+    small = dataclasses.replace(
+        data, train=Split(data.train.x[:n_train], data.train.y[:n_train]), val=Split(data.val.x[:64], data.val.y[:64])
+    )
     result = train(model, small, TRAINER, beta=1.0, seed=seed)
     return result.history[0]["seconds"] * len(data.train) / n_train
 
@@ -95,11 +107,18 @@ def main() -> None:
     steps = math.ceil(n_train / 64)
     n_test = 1000 if args.quick else len(data.test)
     test_x = data.test.x[:n_test]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32 CPU; "
-          f"{len(data.train)} training images, batch 64, {steps} steps timed per epoch"
-          f"{' (scaled)' if args.quick else ''}; LL: {args.is_samples} samples x {n_test} test points")
-    out: dict = {"threads": args.threads, "quick": args.quick, "is_samples": args.is_samples,
-                 "test_points": n_test, "dims": {}}
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32 CPU; "
+        f"{len(data.train)} training images, batch 64, {steps} steps timed per epoch"
+        f"{' (scaled)' if args.quick else ''}; LL: {args.is_samples} samples x {n_test} test points"
+    )
+    out: dict = {
+        "threads": args.threads,
+        "quick": args.quick,
+        "is_samples": args.is_samples,
+        "test_points": n_test,
+        "dims": {},
+    }
     for d in args.dims:
         torch.manual_seed(0)
         models = {name: build_model(model_config(name), d, 784, "bernoulli", 1.0) for name in MODELS}
@@ -114,16 +133,23 @@ def main() -> None:
             importance_sampled(models[name], test_x, args.is_samples, 100)
             ll = time.perf_counter() - t0
             dec = decoder_seconds(models[name], n_test, args.is_samples, 100)
-            row[name] = {"epoch_s": statistics.median(epochs[name]), "epochs_s": epochs[name],
-                         "ll_s": ll, "decoder_s": dec, "ll_vs_decoder_throughput": dec / ll}
+            row[name] = {
+                "epoch_s": statistics.median(epochs[name]),
+                "epochs_s": epochs[name],
+                "ll_s": ll,
+                "decoder_s": dec,
+                "ll_vs_decoder_throughput": dec / ll,
+            }
         row["epoch_ratio_svae_nvae"] = row["svae"]["epoch_s"] / row["nvae"]["epoch_s"]
         out["dims"][d] = row
         print(f"\nd = {d}")
         print(f"  {'model':6} {'epoch (s)':>10} {'LL (s)':>8} {'decoder (s)':>12} {'LL / decoder throughput':>24}")
         for name in MODELS:
             r_ = row[name]
-            print(f"  {name:6} {r_['epoch_s']:10.2f} {r_['ll_s']:8.1f} {r_['decoder_s']:12.1f} "
-                  f"{100 * r_['ll_vs_decoder_throughput']:23.0f}%")
+            print(
+                f"  {name:6} {r_['epoch_s']:10.2f} {r_['ll_s']:8.1f} {r_['decoder_s']:12.1f} "
+                f"{100 * r_['ll_vs_decoder_throughput']:23.0f}%"
+            )
         print(f"  S-VAE / N-VAE epoch: {row['epoch_ratio_svae_nvae']:.3f} (target <= 1.15)")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

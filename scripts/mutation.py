@@ -56,17 +56,23 @@ GROUPS: dict[str, list[str]] = {
     "special": [T_DIST_GUARDS, "tests/test_special.py", "tests/test_vmf_density.py"],
     "vmf": [T_DIST_GUARDS, "tests/test_vmf_density.py", "tests/test_vmf_gradients.py"],
     "sampling": [T_DIST_GUARDS, "tests/test_vmf_gradients.py", "tests/test_vmf_sampling.py"],
-    "sphere": [T_DIST_GUARDS, "tests/test_power_spherical.py", "tests/test_vmf_gradients.py",
-               "tests/test_vmf_sampling.py"],
+    "sphere": [
+        T_DIST_GUARDS,
+        "tests/test_power_spherical.py",
+        "tests/test_vmf_gradients.py",
+        "tests/test_vmf_sampling.py",
+    ],
     "power_spherical": [T_DIST_GUARDS, "tests/test_power_spherical.py"],
     "evaluate": ["tests/test_guards_evaluate.py", "tests/test_evaluation.py"],
     # test_resume.py starts ~15 real runs (10+ min on 2 busy cores): only the tests that can see
     # a training-loop bug the guards miss (a rollback after a NaN, the compounding lr cut, a
     # kill between epochs) run per mutant
-    "train": ["tests/test_guards_training.py",
-              "tests/test_resume.py::test_two_faults_in_one_epoch_compound_the_lr_cut",
-              "tests/test_resume.py::test_injected_nan_rolls_back_and_retries",
-              "tests/test_resume.py::test_sigkill_then_rerun_resumes_to_the_same_result[after_epoch_2]"],
+    "train": [
+        "tests/test_guards_training.py",
+        "tests/test_resume.py::test_two_faults_in_one_epoch_compound_the_lr_cut",
+        "tests/test_resume.py::test_injected_nan_rolls_back_and_retries",
+        "tests/test_resume.py::test_sigkill_then_rerun_resumes_to_the_same_result[after_epoch_2]",
+    ],
     "records": ["tests/test_guards_records.py", "tests/test_records.py", "tests/test_status.py"],
 }
 
@@ -74,185 +80,582 @@ GROUPS: dict[str, list[str]] = {
 @dataclass
 class Mutant:
     id: str
-    file: str        # relative to src/svae_bench
-    old: str         # must occur exactly once in the file
+    file: str  # relative to src/svae_bench
+    old: str  # must occur exactly once in the file
     new: str
-    what: str        # the bug, in words
-    group: str       # key of GROUPS
-    count: int = 1   # how many occurrences of ``old`` there are; all of them are replaced
+    what: str  # the bug, in words
+    group: str  # key of GROUPS
+    count: int = 1  # how many occurrences of ``old`` there are; all of them are replaced
 
 
 M = Mutant
 MUTANTS: list[Mutant] = [
     # ---- distributions/special.py -------------------------------------------------------------
-    M("special-debye-4", "distributions/special.py", "_DEBYE_TERMS = 16", "_DEBYE_TERMS = 4",
-      "uniform asymptotic (Debye) expansion truncated to 4 terms", "special"),
-    M("special-series-30", "distributions/special.py", "_SERIES_TERMS = 48", "_SERIES_TERMS = 30",
-      "power series truncated to 30 terms", "special"),
-    M("special-series-4", "distributions/special.py", "_SERIES_TERMS = 48", "_SERIES_TERMS = 4",
-      "power series truncated to 4 terms", "special"),
-    M("special-switch-10", "distributions/special.py", "_SWITCH = 20.0", "_SWITCH = 10.0",
-      "series/asymptotic switch moved to x = 10", "special"),
-    M("special-ratio-deriv", "distributions/special.py", "d = 1 - ratio * ratio - (2 * v + 1) * ratio / safe_x",
-      "d = 1 - ratio * ratio - (2 * v) * ratio / safe_x", "R_v'(x): (2v+1) -> 2v", "special"),
-    M("special-ratio-deriv-limit", "distributions/special.py", "return torch.where(x > 0, d, 1 / (2 * v + 2))",
-      "return torch.where(x > 0, d, 1 / (2 * v + 1))", "R_v'(0) limit 1/(2v+2) -> 1/(2v+1)", "special"),
-    M("special-series-deriv", "distributions/special.py", "deriv = deriv + 1 / (v + 1)",
-      "deriv = deriv + 1 / (v + 2)", "scalar-order series derivative: first term 1/(v+1) -> 1/(v+2)", "special"),
-    M("special-debye-ratio-sign", "distributions/special.py",
-      "ratio = x * (torch.reciprocal(v_plus_r) - (t / s + 0.5) / (r * r))",
-      "ratio = x * (torch.reciprocal(v_plus_r) - (t / s - 0.5) / (r * r))",
-      "Debye ratio (fast path): +1/2 -> -1/2", "special"),
-    M("special-ive-drop-x", "distributions/special.py", "return (log_i - x64 + _log_scale(v, x64)).to(x.dtype)",
-      "return (log_i + _log_scale(v, x64)).to(x.dtype)", "log_bessel_ive drops the -x term", "special"),
-    M("special-backward-drop-ratio-term", "distributions/special.py",
-      "grad = grad + grad_ratio * ratio_derivative(ctx.v, x64, ratio)", "grad = grad",
-      "backward ignores gradients flowing into the ratio output", "special"),
-    M("special-log-scale-lgamma", "distributions/special.py",
-      "return torch.xlogy(torch.tensor(v, dtype=torch.float64), x64 / 2) - math.lgamma(v + 1)",
-      "return torch.xlogy(torch.tensor(v, dtype=torch.float64), x64 / 2) - math.lgamma(v)",
-      "log I scale: lgamma(v+1) -> lgamma(v) (scalar order)", "special"),
+    M(
+        "special-debye-4",
+        "distributions/special.py",
+        "_DEBYE_TERMS = 16",
+        "_DEBYE_TERMS = 4",
+        "uniform asymptotic (Debye) expansion truncated to 4 terms",
+        "special",
+    ),
+    M(
+        "special-series-30",
+        "distributions/special.py",
+        "_SERIES_TERMS = 48",
+        "_SERIES_TERMS = 30",
+        "power series truncated to 30 terms",
+        "special",
+    ),
+    M(
+        "special-series-4",
+        "distributions/special.py",
+        "_SERIES_TERMS = 48",
+        "_SERIES_TERMS = 4",
+        "power series truncated to 4 terms",
+        "special",
+    ),
+    M(
+        "special-switch-10",
+        "distributions/special.py",
+        "_SWITCH = 20.0",
+        "_SWITCH = 10.0",
+        "series/asymptotic switch moved to x = 10",
+        "special",
+    ),
+    M(
+        "special-ratio-deriv",
+        "distributions/special.py",
+        "d = 1 - ratio * ratio - (2 * v + 1) * ratio / safe_x",
+        "d = 1 - ratio * ratio - (2 * v) * ratio / safe_x",
+        "R_v'(x): (2v+1) -> 2v",
+        "special",
+    ),
+    M(
+        "special-ratio-deriv-limit",
+        "distributions/special.py",
+        "return torch.where(x > 0, d, 1 / (2 * v + 2))",
+        "return torch.where(x > 0, d, 1 / (2 * v + 1))",
+        "R_v'(0) limit 1/(2v+2) -> 1/(2v+1)",
+        "special",
+    ),
+    M(
+        "special-series-deriv",
+        "distributions/special.py",
+        "deriv = deriv + 1 / (v + 1)",
+        "deriv = deriv + 1 / (v + 2)",
+        "scalar-order series derivative: first term 1/(v+1) -> 1/(v+2)",
+        "special",
+    ),
+    M(
+        "special-debye-ratio-sign",
+        "distributions/special.py",
+        "ratio = x * (torch.reciprocal(v_plus_r) - (t / s + 0.5) / (r * r))",
+        "ratio = x * (torch.reciprocal(v_plus_r) - (t / s - 0.5) / (r * r))",
+        "Debye ratio (fast path): +1/2 -> -1/2",
+        "special",
+    ),
+    M(
+        "special-ive-drop-x",
+        "distributions/special.py",
+        "return (log_i - x64 + _log_scale(v, x64)).to(x.dtype)",
+        "return (log_i + _log_scale(v, x64)).to(x.dtype)",
+        "log_bessel_ive drops the -x term",
+        "special",
+    ),
+    M(
+        "special-backward-drop-ratio-term",
+        "distributions/special.py",
+        "grad = grad + grad_ratio * ratio_derivative(ctx.v, x64, ratio)",
+        "grad = grad",
+        "backward ignores gradients flowing into the ratio output",
+        "special",
+    ),
+    M(
+        "special-log-scale-lgamma",
+        "distributions/special.py",
+        "return torch.xlogy(torch.tensor(v, dtype=torch.float64), x64 / 2) - math.lgamma(v + 1)",
+        "return torch.xlogy(torch.tensor(v, dtype=torch.float64), x64 / 2) - math.lgamma(v)",
+        "log I scale: lgamma(v+1) -> lgamma(v) (scalar order)",
+        "special",
+    ),
     # ---- distributions/von_mises_fisher.py ------------------------------------------------------
-    M("vmf-dtdk-sign", "distributions/von_mises_fisher.py", ".neg_().to(t.dtype)", ".to(t.dtype)",
-      "d t/dk with the wrong sign (dw/dk used as dt/dk)", "vmf"),
-    M("vmf-kdadk", "distributions/von_mises_fisher.py", "k64 - (self.dim - 1) * mean_w, k64 * mean_w",
-      "k64 - self.dim * mean_w, k64 * mean_w", "k A'(k): (m-1) -> m (KL and entropy gradients)", "vmf"),
-    M("vmf-logprob-sign", "distributions/von_mises_fisher.py",
-      "return log_c_plus_k - self.concentration * (1 - (self.loc * value).sum(-1))",
-      "return log_c_plus_k + self.concentration * (1 - (self.loc * value).sum(-1))",
-      "log_prob: - k (1 - mu.z) -> + k (1 - mu.z)", "vmf"),
-    M("vmf-logprob-dk", "distributions/von_mises_fisher.py", "lambda: 1 - mean_w)", "lambda: 1 + mean_w)",
-      "d/dk of (log C + k): 1 - A -> 1 + A", "vmf"),
-    M("vmf-entropy-sign", "distributions/von_mises_fisher.py", "log_sphere_surface(self.dim) + log_i - k64 * mean_w",
-      "log_sphere_surface(self.dim) + log_i + k64 * mean_w", "entropy: - k A -> + k A", "vmf"),
-    M("vmf-kl-sign", "distributions/von_mises_fisher.py", "self._of_concentration(k64 * mean_w - log_i, self._k_dA_dk)",
-      "self._of_concentration(k64 * mean_w + log_i, self._k_dA_dk)", "KL to uniform: - log I -> + log I", "vmf"),
-    M("vmf-bessel-order", "distributions/von_mises_fisher.py", "bessel_values(0.5 * self.dim - 1, k64)",
-      "bessel_values(0.5 * self.dim, k64)", "Bessel order m/2 - 1 -> m/2", "vmf"),
-    M("vmf-lognorm-dk", "distributions/von_mises_fisher.py", "lambda: -self._bessel[2])",
-      "lambda: self._bessel[2])", "d/dk log C: -A -> +A", "vmf"),
-    M("vmf-mean-is-loc", "distributions/von_mises_fisher.py",
-      "return self.mean_resultant_length.unsqueeze(-1) * self.loc", "return self.loc",
-      "mean = loc (drops A(k))", "vmf"),
-    M("vmf-no-t-clamp", "distributions/von_mises_fisher.py",
-      "t = t.clamp_min(torch.finfo(t.dtype).tiny)  # keeps", "t = t  # keeps",
-      "t not clamped away from 0 before the polar map", "vmf"),
+    M(
+        "vmf-dtdk-sign",
+        "distributions/von_mises_fisher.py",
+        ".neg_().to(t.dtype)",
+        ".to(t.dtype)",
+        "d t/dk with the wrong sign (dw/dk used as dt/dk)",
+        "vmf",
+    ),
+    M(
+        "vmf-kdadk",
+        "distributions/von_mises_fisher.py",
+        "k64 - (self.dim - 1) * mean_w, k64 * mean_w",
+        "k64 - self.dim * mean_w, k64 * mean_w",
+        "k A'(k): (m-1) -> m (KL and entropy gradients)",
+        "vmf",
+    ),
+    M(
+        "vmf-logprob-sign",
+        "distributions/von_mises_fisher.py",
+        "return log_c_plus_k - self.concentration * (1 - (self.loc * value).sum(-1))",
+        "return log_c_plus_k + self.concentration * (1 - (self.loc * value).sum(-1))",
+        "log_prob: - k (1 - mu.z) -> + k (1 - mu.z)",
+        "vmf",
+    ),
+    M(
+        "vmf-logprob-dk",
+        "distributions/von_mises_fisher.py",
+        "lambda: 1 - mean_w)",
+        "lambda: 1 + mean_w)",
+        "d/dk of (log C + k): 1 - A -> 1 + A",
+        "vmf",
+    ),
+    M(
+        "vmf-entropy-sign",
+        "distributions/von_mises_fisher.py",
+        "log_sphere_surface(self.dim) + log_i - k64 * mean_w",
+        "log_sphere_surface(self.dim) + log_i + k64 * mean_w",
+        "entropy: - k A -> + k A",
+        "vmf",
+    ),
+    M(
+        "vmf-kl-sign",
+        "distributions/von_mises_fisher.py",
+        "self._of_concentration(k64 * mean_w - log_i, self._k_dA_dk)",
+        "self._of_concentration(k64 * mean_w + log_i, self._k_dA_dk)",
+        "KL to uniform: - log I -> + log I",
+        "vmf",
+    ),
+    M(
+        "vmf-bessel-order",
+        "distributions/von_mises_fisher.py",
+        "bessel_values(0.5 * self.dim - 1, k64)",
+        "bessel_values(0.5 * self.dim, k64)",
+        "Bessel order m/2 - 1 -> m/2",
+        "vmf",
+    ),
+    M(
+        "vmf-lognorm-dk",
+        "distributions/von_mises_fisher.py",
+        "lambda: -self._bessel[2])",
+        "lambda: self._bessel[2])",
+        "d/dk log C: -A -> +A",
+        "vmf",
+    ),
+    M(
+        "vmf-mean-is-loc",
+        "distributions/von_mises_fisher.py",
+        "return self.mean_resultant_length.unsqueeze(-1) * self.loc",
+        "return self.loc",
+        "mean = loc (drops A(k))",
+        "vmf",
+    ),
+    M(
+        "vmf-no-t-clamp",
+        "distributions/von_mises_fisher.py",
+        "t = t.clamp_min(torch.finfo(t.dtype).tiny)  # keeps",
+        "t = t  # keeps",
+        "t not clamped away from 0 before the polar map",
+        "vmf",
+    ),
     # ---- distributions/vmf_marginal.py ----------------------------------------------------------
-    M("marginal-wood-b", "distributions/vmf_marginal.py", "    two_k = k + k\n    return",
-      "    two_k = k\n    return", "Wood's b with k instead of 2k", "sampling"),
-    M("marginal-tail-branch", "distributions/vmf_marginal.py", "h = torch.where(w >= mean_w, t,",
-      "h = torch.where(w <= mean_w, t,", "dw/dk quadrature on the tail where s - A changes sign", "sampling"),
-    M("marginal-truncation-5", "distributions/vmf_marginal.py", "_TRUNCATION_LOG = 40.0", "_TRUNCATION_LOG = 5.0",
-      "lower-tail integral truncated at e^-5 instead of e^-40", "sampling"),
-    M("marginal-accept-all", "distributions/vmf_marginal.py",
-      "return ratio.gather(0, first)[0], accepted[0] > 0", "return ratio.gather(0, first)[0], accepted[0] >= 0",
-      "small-batch rejection step accepts every proposal", "sampling"),
-    M("marginal-m3-icdf", "distributions/vmf_marginal.py", "one_minus_u * torch.expm1(-2 * k)",
-      "one_minus_u * torch.expm1(-k)", "m = 3 inverse CDF: e^{-2k} -> e^{-k}", "sampling"),
-    M("marginal-half-exponent", "distributions/vmf_marginal.py", "half = 0.5 * (m - 3)\n", "half = 0.5 * (m - 2)\n",
-      "dw/dk integrand exponent (m-3)/2 -> (m-2)/2", "sampling"),
-    M("marginal-exp-rate", "distributions/vmf_marginal.py",
-      "score += torch.empty_like(score).exponential_(m - 1.0)\n        accepted, first = score.sign().max(0, keepdim=True)  # first",
-      "score += torch.empty_like(score).exponential_(m)\n        accepted, first = score.sign().max(0, keepdim=True)  # first",
-      "acceptance test: Exp(1)/(m-1) -> Exp(1)/m (small batches)", "sampling"),
+    M(
+        "marginal-wood-b",
+        "distributions/vmf_marginal.py",
+        "    two_k = k + k\n    return",
+        "    two_k = k\n    return",
+        "Wood's b with k instead of 2k",
+        "sampling",
+    ),
+    M(
+        "marginal-tail-branch",
+        "distributions/vmf_marginal.py",
+        "h = torch.where(w >= mean_w, t,",
+        "h = torch.where(w <= mean_w, t,",
+        "dw/dk quadrature on the tail where s - A changes sign",
+        "sampling",
+    ),
+    M(
+        "marginal-truncation-5",
+        "distributions/vmf_marginal.py",
+        "_TRUNCATION_LOG = 40.0",
+        "_TRUNCATION_LOG = 5.0",
+        "lower-tail integral truncated at e^-5 instead of e^-40",
+        "sampling",
+    ),
+    M(
+        "marginal-accept-all",
+        "distributions/vmf_marginal.py",
+        "return ratio.gather(0, first)[0], accepted[0] > 0",
+        "return ratio.gather(0, first)[0], accepted[0] >= 0",
+        "small-batch rejection step accepts every proposal",
+        "sampling",
+    ),
+    M(
+        "marginal-m3-icdf",
+        "distributions/vmf_marginal.py",
+        "one_minus_u * torch.expm1(-2 * k)",
+        "one_minus_u * torch.expm1(-k)",
+        "m = 3 inverse CDF: e^{-2k} -> e^{-k}",
+        "sampling",
+    ),
+    M(
+        "marginal-half-exponent",
+        "distributions/vmf_marginal.py",
+        "half = 0.5 * (m - 3)\n",
+        "half = 0.5 * (m - 2)\n",
+        "dw/dk integrand exponent (m-3)/2 -> (m-2)/2",
+        "sampling",
+    ),
+    M(
+        "marginal-exp-rate",
+        "distributions/vmf_marginal.py",
+        "score += torch.empty_like(score).exponential_(m - 1.0)\n"
+        "        accepted, first = score.sign().max(0, keepdim=True)  # first",
+        "score += torch.empty_like(score).exponential_(m)\n"
+        "        accepted, first = score.sign().max(0, keepdim=True)  # first",
+        "acceptance test: Exp(1)/(m-1) -> Exp(1)/m (small batches)",
+        "sampling",
+    ),
     # ---- distributions/sphere.py ----------------------------------------------------------------
-    M("sphere-tangent-sign", "distributions/sphere.py", "grad_t = (e_coef * g_p - g_mu)",
-      "grad_t = (-e_coef * g_p - g_mu)", "d z/dt: sign of the tangent term flipped (vMF and PS d z/dk)", "sphere"),
-    M("sphere-one-projection", "distributions/sphere.py",
-      "    p = torch.addcmul(p, s_again, loc, value=-1)\n", "",
-      "tangent projected once instead of twice (Kahan/Parlett re-orthogonalisation dropped)", "sphere"),
-    M("sphere-grad-loc-n", "distributions/sphere.py", "a_s * g_p / (n * n), p)", "a_s * g_p / n, p)",
-      "dL/dmu: G.p / n^2 -> G.p / n", "sphere"),
+    M(
+        "sphere-tangent-sign",
+        "distributions/sphere.py",
+        "grad_t = (e_coef * g_p - g_mu)",
+        "grad_t = (-e_coef * g_p - g_mu)",
+        "d z/dt: sign of the tangent term flipped (vMF and PS d z/dk)",
+        "sphere",
+    ),
+    M(
+        "sphere-one-projection",
+        "distributions/sphere.py",
+        "    p = torch.addcmul(p, s_again, loc, value=-1)\n",
+        "",
+        "tangent projected once instead of twice (Kahan/Parlett re-orthogonalisation dropped)",
+        "sphere",
+    ),
+    M(
+        "sphere-grad-loc-n",
+        "distributions/sphere.py",
+        "a_s * g_p / (n * n), p)",
+        "a_s * g_p / n, p)",
+        "dL/dmu: G.p / n^2 -> G.p / n",
+        "sphere",
+    ),
     # ---- distributions/power_spherical.py -------------------------------------------------------
-    M("ps-beta-swapped", "distributions/power_spherical.py", "Beta(torch.full_like(alpha, beta), alpha)",
-      "Beta(alpha, torch.full_like(alpha, beta))", "t = 2B with B ~ Beta(alpha, beta) instead of Beta(beta, alpha)",
-      "power_spherical"),
-    M("ps-entropy-log2", "distributions/power_spherical.py",
-      "expected_log = math.log(2.0) + torch.digamma(alpha)", "expected_log = torch.digamma(alpha)",
-      "entropy: E log(1 + mu.z) drops log 2", "power_spherical"),
-    M("ps-mean", "distributions/power_spherical.py", "(self.concentration + self.dim - 1)",
-      "(self.concentration + self.dim)", "mean: k/(k+m-1) -> k/(k+m)", "power_spherical"),
+    M(
+        "ps-beta-swapped",
+        "distributions/power_spherical.py",
+        "Beta(torch.full_like(alpha, beta), alpha)",
+        "Beta(alpha, torch.full_like(alpha, beta))",
+        "t = 2B with B ~ Beta(alpha, beta) instead of Beta(beta, alpha)",
+        "power_spherical",
+    ),
+    M(
+        "ps-entropy-log2",
+        "distributions/power_spherical.py",
+        "expected_log = math.log(2.0) + torch.digamma(alpha)",
+        "expected_log = torch.digamma(alpha)",
+        "entropy: E log(1 + mu.z) drops log 2",
+        "power_spherical",
+    ),
+    M(
+        "ps-mean",
+        "distributions/power_spherical.py",
+        "(self.concentration + self.dim - 1)",
+        "(self.concentration + self.dim)",
+        "mean: k/(k+m-1) -> k/(k+m)",
+        "power_spherical",
+    ),
     # ---- evaluate.py ----------------------------------------------------------------------------
-    M("eval-ll-mean-log-w", "evaluate.py", "(torch.logsumexp(log_w, dim=0) - log_s)", "log_w.mean(0)",
-      "LL as the mean of the log weights instead of log-mean-exp", "evaluate"),
-    M("eval-ll-no-log-s", "evaluate.py", "(torch.logsumexp(log_w, dim=0) - log_s)", "torch.logsumexp(log_w, dim=0)",
-      "LL without the - log S", "evaluate"),
-    M("eval-ll-max", "evaluate.py", "(torch.logsumexp(log_w, dim=0) - log_s)", "log_w.max(0).values",
-      "LL as the largest log weight", "evaluate"),
-    M("eval-re-from-log-w", "evaluate.py", 'totals["re"] += log_px.mean(0)', 'totals["re"] += log_w.mean(0)',
-      "re from the log weights instead of log p(x|z)", "evaluate"),
-    M("eval-kl-mean", "evaluate.py", 'totals["kl"] += model.head.kl(q).sum()', 'totals["kl"] += model.head.kl(q).mean()',
-      "KL summed per batch as a mean", "evaluate"),
-    M("eval-elbo-sign", "evaluate.py", 'out["elbo"] = out["re"] - out["kl"]', 'out["elbo"] = out["re"] + out["kl"]',
-      "elbo = re + kl", "evaluate"),
-    M("eval-knn-k1", "evaluate.py", "KNeighborsClassifier(n_neighbors=min(n_neighbors, n_labels))",
-      "KNeighborsClassifier(n_neighbors=1)", "k-NN with k = 1 instead of the requested k", "evaluate"),
-    M("eval-knn-no-min", "evaluate.py", "KNeighborsClassifier(n_neighbors=min(n_neighbors, n_labels))",
-      "KNeighborsClassifier(n_neighbors=n_neighbors)", "k not capped at the number of labels", "evaluate"),
-    M("eval-evaluate-k1", "evaluate.py", "int(cfg.knn_neighbors), int(cfg.knn_repeats), rng)",
-      "1, int(cfg.knn_repeats), rng)", "evaluate() passes k = 1", "evaluate"),
-    M("eval-seed-ignored", "evaluate.py", "rng = np.random.default_rng(seed)", "rng = np.random.default_rng(0)",
-      "label draw ignores the run's seed", "evaluate"),
-    M("eval-draw-with-replacement", "evaluate.py", "size=n_labels, replace=False)", "size=n_labels, replace=True)",
-      "labelled points drawn with replacement", "evaluate"),
-    M("eval-draw-first-points", "evaluate.py", "rng.choice(len(train_labels), size=n_labels",
-      "rng.choice(n_labels, size=n_labels", "labelled points drawn from the first n_labels only", "evaluate"),
-    M("eval-draw-once", "evaluate.py",
-      "    accs = []\n    for _ in range(repeats):\n        idx = rng.choice(len(train_labels), size=n_labels, replace=False)\n",
-      "    accs = []\n    idx = rng.choice(len(train_labels), size=n_labels, replace=False)\n    for _ in range(repeats):\n",
-      "one label draw reused for every repeat", "evaluate"),
+    M(
+        "eval-ll-mean-log-w",
+        "evaluate.py",
+        "(torch.logsumexp(log_w, dim=0) - log_s)",
+        "log_w.mean(0)",
+        "LL as the mean of the log weights instead of log-mean-exp",
+        "evaluate",
+    ),
+    M(
+        "eval-ll-no-log-s",
+        "evaluate.py",
+        "(torch.logsumexp(log_w, dim=0) - log_s)",
+        "torch.logsumexp(log_w, dim=0)",
+        "LL without the - log S",
+        "evaluate",
+    ),
+    M(
+        "eval-ll-max",
+        "evaluate.py",
+        "(torch.logsumexp(log_w, dim=0) - log_s)",
+        "log_w.max(0).values",
+        "LL as the largest log weight",
+        "evaluate",
+    ),
+    M(
+        "eval-re-from-log-w",
+        "evaluate.py",
+        'totals["re"] += log_px.mean(0)',
+        'totals["re"] += log_w.mean(0)',
+        "re from the log weights instead of log p(x|z)",
+        "evaluate",
+    ),
+    M(
+        "eval-kl-mean",
+        "evaluate.py",
+        'totals["kl"] += model.head.kl(q).sum()',
+        'totals["kl"] += model.head.kl(q).mean()',
+        "KL summed per batch as a mean",
+        "evaluate",
+    ),
+    M(
+        "eval-elbo-sign",
+        "evaluate.py",
+        'out["elbo"] = out["re"] - out["kl"]',
+        'out["elbo"] = out["re"] + out["kl"]',
+        "elbo = re + kl",
+        "evaluate",
+    ),
+    M(
+        "eval-knn-k1",
+        "evaluate.py",
+        "KNeighborsClassifier(n_neighbors=min(n_neighbors, n_labels))",
+        "KNeighborsClassifier(n_neighbors=1)",
+        "k-NN with k = 1 instead of the requested k",
+        "evaluate",
+    ),
+    M(
+        "eval-knn-no-min",
+        "evaluate.py",
+        "KNeighborsClassifier(n_neighbors=min(n_neighbors, n_labels))",
+        "KNeighborsClassifier(n_neighbors=n_neighbors)",
+        "k not capped at the number of labels",
+        "evaluate",
+    ),
+    M(
+        "eval-evaluate-k1",
+        "evaluate.py",
+        "int(cfg.knn_neighbors), int(cfg.knn_repeats), rng)",
+        "1, int(cfg.knn_repeats), rng)",
+        "evaluate() passes k = 1",
+        "evaluate",
+    ),
+    M(
+        "eval-seed-ignored",
+        "evaluate.py",
+        "rng = np.random.default_rng(seed)",
+        "rng = np.random.default_rng(0)",
+        "label draw ignores the run's seed",
+        "evaluate",
+    ),
+    M(
+        "eval-draw-with-replacement",
+        "evaluate.py",
+        "size=n_labels, replace=False)",
+        "size=n_labels, replace=True)",
+        "labelled points drawn with replacement",
+        "evaluate",
+    ),
+    M(
+        "eval-draw-first-points",
+        "evaluate.py",
+        "rng.choice(len(train_labels), size=n_labels",
+        "rng.choice(n_labels, size=n_labels",
+        "labelled points drawn from the first n_labels only",
+        "evaluate",
+    ),
+    M(
+        "eval-draw-once",
+        "evaluate.py",
+        "    accs = []\n    for _ in range(repeats):\n"
+        "        idx = rng.choice(len(train_labels), size=n_labels, replace=False)\n",
+        "    accs = []\n    idx = rng.choice(len(train_labels), size=n_labels, replace=False)\n"
+        "    for _ in range(repeats):\n",
+        "one label draw reused for every repeat",
+        "evaluate",
+    ),
     # ---- train.py -------------------------------------------------------------------------------
-    M("train-stop-off-by-one", "train.py", "stopped = since_best >= patience\n        last_good",
-      "stopped = since_best > patience\n        last_good", "early stopping one epoch late", "train"),
-    M("train-warmup-count", "train.py", "elif epoch > warm:", "elif epoch >= warm:",
-      "epochs without improvement counted from the last warm-up epoch", "train"),
-    M("train-last-weights", "train.py", "    if best_state is not None:\n        model.load_state_dict(best_state)\n",
-      "", "the last epoch's weights returned instead of the best", "train"),
-    M("train-improve-ties", "train.py", "improved = val_objective > best", "improved = val_objective >= best",
-      "a tie counts as an improvement", "train"),
-    M("train-beta-warmup", "train.py", "beta * min(1.0, epoch / warm)", "beta * min(1.0, (epoch - 1) / warm)",
-      "warm-up schedule one epoch behind", "train"),
-    M("train-val-beta-t", "train.py", "val_objective = val_re - beta * val_kl", "val_objective = val_re - beta_t * val_kl",
-      "validation objective at the warm-up beta_t instead of beta", "train"),
-    M("train-max-epochs", "train.py", "while epoch <= max_epochs and not stopped:", "while epoch < max_epochs and not stopped:",
-      "one epoch fewer than max_epochs", "train"),
-    M("train-resume-epoch", "train.py", "start_epoch = resumed_from + 1", "start_epoch = resumed_from",
-      "resume repeats the last completed epoch", "train"),
-    M("train-resume-stopped", "train.py", "stopped = bool(history) and since_best >= patience",
-      "stopped = False", "resuming a run that had already stopped early trains on", "train"),
-    M("train-restore-since-best", "train.py", 'int(state["best_epoch"]), int(state["since_best"])',
-      'int(state["best_epoch"]), 0', "resume resets the early-stopping counter", "train"),
-    M("train-lr-compounding", "train.py", "lr *= lr_factor ** faults_since_good", "lr *= lr_factor",
-      "lr cut does not compound over faults in one epoch", "train"),
+    M(
+        "train-stop-off-by-one",
+        "train.py",
+        "stopped = since_best >= patience\n        last_good",
+        "stopped = since_best > patience\n        last_good",
+        "early stopping one epoch late",
+        "train",
+    ),
+    M(
+        "train-warmup-count",
+        "train.py",
+        "elif epoch > warm:",
+        "elif epoch >= warm:",
+        "epochs without improvement counted from the last warm-up epoch",
+        "train",
+    ),
+    M(
+        "train-last-weights",
+        "train.py",
+        "    if best_state is not None:\n        model.load_state_dict(best_state)\n",
+        "",
+        "the last epoch's weights returned instead of the best",
+        "train",
+    ),
+    M(
+        "train-improve-ties",
+        "train.py",
+        "improved = val_objective > best",
+        "improved = val_objective >= best",
+        "a tie counts as an improvement",
+        "train",
+    ),
+    M(
+        "train-beta-warmup",
+        "train.py",
+        "beta * min(1.0, epoch / warm)",
+        "beta * min(1.0, (epoch - 1) / warm)",
+        "warm-up schedule one epoch behind",
+        "train",
+    ),
+    M(
+        "train-val-beta-t",
+        "train.py",
+        "val_objective = val_re - beta * val_kl",
+        "val_objective = val_re - beta_t * val_kl",
+        "validation objective at the warm-up beta_t instead of beta",
+        "train",
+    ),
+    M(
+        "train-max-epochs",
+        "train.py",
+        "while epoch <= max_epochs and not stopped:",
+        "while epoch < max_epochs and not stopped:",
+        "one epoch fewer than max_epochs",
+        "train",
+    ),
+    M(
+        "train-resume-epoch",
+        "train.py",
+        "start_epoch = resumed_from + 1",
+        "start_epoch = resumed_from",
+        "resume repeats the last completed epoch",
+        "train",
+    ),
+    M(
+        "train-resume-stopped",
+        "train.py",
+        "stopped = bool(history) and since_best >= patience",
+        "stopped = False",
+        "resuming a run that had already stopped early trains on",
+        "train",
+    ),
+    M(
+        "train-restore-since-best",
+        "train.py",
+        'int(state["best_epoch"]), int(state["since_best"])',
+        'int(state["best_epoch"]), 0',
+        "resume resets the early-stopping counter",
+        "train",
+    ),
+    M(
+        "train-lr-compounding",
+        "train.py",
+        "lr *= lr_factor ** faults_since_good",
+        "lr *= lr_factor",
+        "lr cut does not compound over faults in one epoch",
+        "train",
+    ),
     # ---- checkpoint.py (the resume path) ---------------------------------------------------------
-    M("ckpt-binarize-not-restored", "checkpoint.py", '    binarize_gen.set_state(state["binarize"])\n', "",
-      "binarisation generator not restored on resume", "train"),
-    M("ckpt-order-not-restored", "checkpoint.py", '    order_gen.set_state(state["order"])\n', "",
-      "data-order generator not restored on resume", "train"),
-    M("ckpt-torch-not-restored", "checkpoint.py", '    torch.set_rng_state(state["torch"])\n', "",
-      "torch's global generator (posterior noise) not restored on resume", "train"),
-    M("ckpt-numpy-not-restored", "checkpoint.py", "    np.random.set_state(", "    (",
-      "numpy's global generator not restored on resume", "train"),
-    M("ckpt-required-keys", "checkpoint.py", "missing = [key for key in _REQUIRED if key not in state]",
-      "missing = []", "a state.pt lacking keys is not reported as corrupt", "train"),
+    M(
+        "ckpt-binarize-not-restored",
+        "checkpoint.py",
+        '    binarize_gen.set_state(state["binarize"])\n',
+        "",
+        "binarisation generator not restored on resume",
+        "train",
+    ),
+    M(
+        "ckpt-order-not-restored",
+        "checkpoint.py",
+        '    order_gen.set_state(state["order"])\n',
+        "",
+        "data-order generator not restored on resume",
+        "train",
+    ),
+    M(
+        "ckpt-torch-not-restored",
+        "checkpoint.py",
+        '    torch.set_rng_state(state["torch"])\n',
+        "",
+        "torch's global generator (posterior noise) not restored on resume",
+        "train",
+    ),
+    M(
+        "ckpt-numpy-not-restored",
+        "checkpoint.py",
+        "    np.random.set_state(",
+        "    (",
+        "numpy's global generator not restored on resume",
+        "train",
+    ),
+    M(
+        "ckpt-required-keys",
+        "checkpoint.py",
+        "missing = [key for key in _REQUIRED if key not in state]",
+        "missing = []",
+        "a state.pt lacking keys is not reported as corrupt",
+        "train",
+    ),
     # ---- records.py and the skip decision in run.py -----------------------------------------------
-    M("records-complete-ignores-status", "records.py",
-      'return result is not None and result.get("status") == "complete" and isinstance(result.get("metrics"), dict)',
-      'return result is not None and isinstance(result.get("metrics"), dict)',
-      "a record counts as complete whatever its status", "records"),
-    M("records-complete-ignores-metrics", "records.py",
-      'return result is not None and result.get("status") == "complete" and isinstance(result.get("metrics"), dict)',
-      'return result is not None and result.get("status") == "complete"',
-      "a record without metrics counts as complete", "records"),
-    M("run-skip-any-record", "run.py", "if is_complete_record(previous) and not cfg.force:",
-      "if previous is not None and not cfg.force:", "run_one skips any readable record, failed ones too", "records",
-      count=2),
-    M("records-tmp-outside-dir", "records.py", "tempfile.mkstemp(dir=path.parent, ", "tempfile.mkstemp(",
-      "atomic writer's temporary file made in the system temp dir", "records"),
-    M("records-no-fsync", "records.py", "            os.fsync(f.fileno())\n", "",
-      "atomic writer does not fsync before the rename", "records"),
-    M("records-read-non-dict", "records.py", "return obj if isinstance(obj, dict) else None", "return obj",
-      "read_result returns a JSON value that is not an object", "records"),
+    M(
+        "records-complete-ignores-status",
+        "records.py",
+        'return result is not None and result.get("status") == "complete" and isinstance(result.get("metrics"), dict)',
+        'return result is not None and isinstance(result.get("metrics"), dict)',
+        "a record counts as complete whatever its status",
+        "records",
+    ),
+    M(
+        "records-complete-ignores-metrics",
+        "records.py",
+        'return result is not None and result.get("status") == "complete" and isinstance(result.get("metrics"), dict)',
+        'return result is not None and result.get("status") == "complete"',
+        "a record without metrics counts as complete",
+        "records",
+    ),
+    M(
+        "run-skip-any-record",
+        "run.py",
+        "if is_complete_record(previous) and not cfg.force:",
+        "if previous is not None and not cfg.force:",
+        "run_one skips any readable record, failed ones too",
+        "records",
+        count=2,
+    ),
+    M(
+        "records-tmp-outside-dir",
+        "records.py",
+        "tempfile.mkstemp(dir=path.parent, ",
+        "tempfile.mkstemp(",
+        "atomic writer's temporary file made in the system temp dir",
+        "records",
+    ),
+    M(
+        "records-no-fsync",
+        "records.py",
+        "            os.fsync(f.fileno())\n",
+        "",
+        "atomic writer does not fsync before the rename",
+        "records",
+    ),
+    M(
+        "records-read-non-dict",
+        "records.py",
+        "return obj if isinstance(obj, dict) else None",
+        "return obj",
+        "read_result returns a JSON value that is not an object",
+        "records",
+    ),
 ]
 
 
@@ -261,7 +664,7 @@ class Outcome:
     id: str
     file: str
     what: str
-    status: str      # killed | survived | timeout | error
+    status: str  # killed | survived | timeout | error
     seconds: float
     detail: str
 
@@ -276,8 +679,9 @@ def copy_tree(dest: Path, rev: str | None) -> Path:
         return src
     export = dest / "export"
     export.mkdir()
-    archive = subprocess.run(["git", "archive", "--format=tar", rev, PKG, "conf"], cwd=ROOT, capture_output=True,
-                             check=True).stdout
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", rev, PKG, "conf"], cwd=ROOT, capture_output=True, check=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(export)], input=archive, check=True)
     shutil.copytree(export / PKG, src / "svae_bench")
     shutil.copytree(export / "conf", src / "svae_bench" / "conf")
@@ -292,17 +696,38 @@ def env_for(src: Path) -> dict[str, str]:
 
 
 def check_import(src: Path) -> None:
-    out = subprocess.run([sys.executable, "-c", "import svae_bench, svae_bench.conf, svae_bench.tasks.vae_metrics as e;"
-                          "print(svae_bench.__file__); print(svae_bench.conf.__file__); print(e.__file__)"],
-                         env=env_for(src), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import svae_bench, svae_bench.conf, svae_bench.tasks.vae_metrics as e;"
+            "print(svae_bench.__file__); print(svae_bench.conf.__file__); print(e.__file__)",
+        ],
+        env=env_for(src),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     paths = out.stdout.split()
     if out.returncode != 0 or len(paths) != 3 or not all(Path(p).is_relative_to(src) for p in paths):
         raise SystemExit(f"the copy is not what gets imported: {out.stdout} {out.stderr[-2000:]}")
 
 
 def run_tests(files: list[str], src: Path, timeout: float, stop_at_first: bool = True) -> tuple[str, float, str]:
-    cmd = [sys.executable, "-m", "pytest", *(["-x"] if stop_at_first else []), "-q", "-p", "no:cacheprovider",
-           "--no-header", "-W", "ignore", *files]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *(["-x"] if stop_at_first else []),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--no-header",
+        "-W",
+        "ignore",
+        *files,
+    ]
     t0 = time.monotonic()
     try:
         out = subprocess.run(cmd, env=env_for(src), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
@@ -325,8 +750,9 @@ def apply(src: Path, mutant: Mutant) -> str:
     text = path.read_text()
     count = text.count(mutant.old)
     if count != mutant.count:
-        raise LookupError(f"{mutant.id}: the text to mutate occurs {count} times in {mutant.file}, "
-                          f"expected {mutant.count}")
+        raise LookupError(
+            f"{mutant.id}: the text to mutate occurs {count} times in {mutant.file}, expected {mutant.count}"
+        )
     path.write_text(text.replace(mutant.old, mutant.new))
     return text
 
@@ -334,24 +760,38 @@ def apply(src: Path, mutant: Mutant) -> str:
 def source_version(rev: str | None) -> str:
     """The commit the mutated package comes from ('+ uncommitted changes' for a dirty working tree)."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", rev or "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", rev or "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
         if rev is not None:
             return head
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", PKG, "conf"], cwd=ROOT, capture_output=True,
-                               text=True, check=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", PKG, "conf"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
         return head + (" + uncommitted changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
 
-def write_report(out_dir: Path, outcomes: list[Outcome], baseline: dict, command: str, started: str,
-                 wall: float, version: str) -> None:
+def write_report(
+    out_dir: Path, outcomes: list[Outcome], baseline: dict, command: str, started: str, wall: float, version: str
+) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(
-        {"command": command, "source": version, "started": started, "wall_seconds": round(wall, 1),
-         "baseline": baseline,
-         "python": platform.python_version(), "outcomes": [asdict(o) for o in outcomes]}, indent=2) + "\n")
+    (out_dir / "results.json").write_text(
+        json.dumps(
+            {
+                "command": command,
+                "source": version,
+                "started": started,
+                "wall_seconds": round(wall, 1),
+                "baseline": baseline,
+                "python": platform.python_version(),
+                "outcomes": [asdict(o) for o in outcomes],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     by_file: dict[str, list[Outcome]] = {}
     for o in outcomes:
         by_file.setdefault(o.file, []).append(o)
@@ -375,8 +815,13 @@ def write_report(out_dir: Path, outcomes: list[Outcome], baseline: dict, command
     ]
     for file, group in by_file.items():
         lines.append(f"| {file} | {sum(o.status != 'survived' for o in group)} | {len(group)} |")
-    lines += ["", "## Every mutant", "", "| id | module | bug | result | s | first failing test / summary |",
-              "|---|---|---|---|---:|---|"]
+    lines += [
+        "",
+        "## Every mutant",
+        "",
+        "| id | module | bug | result | s | first failing test / summary |",
+        "|---|---|---|---|---:|---|",
+    ]
     for o in outcomes:
         lines.append(f"| {o.id} | {o.file} | {o.what} | {o.status} | {o.seconds:.0f} | {o.detail.replace('|', '/')} |")
     survivors = [o for o in outcomes if o.status == "survived"]
@@ -395,13 +840,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--module", help="run only mutants of this file (e.g. train.py, distributions/special.py)")
     parser.add_argument("--list", action="store_true", help="print the catalogue and exit")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per test run (default 600)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="where report.md and results.json go (default results/mutation/ for a full run; "
-                             "none for --only/--module unless given)")
-    parser.add_argument("--rev", help="mutate the package as committed at this git revision (e.g. HEAD) "
-                                      "instead of the working tree (the tests always come from the working tree)")
-    parser.add_argument("--tests", nargs="+", metavar="PYTEST_ARG",
-                        help="run these test files / node ids for every chosen mutant instead of its module's group")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where report.md and results.json go (default results/mutation/ for a full run; "
+        "none for --only/--module unless given)",
+    )
+    parser.add_argument(
+        "--rev",
+        help="mutate the package as committed at this git revision (e.g. HEAD) "
+        "instead of the working tree (the tests always come from the working tree)",
+    )
+    parser.add_argument(
+        "--tests",
+        nargs="+",
+        metavar="PYTEST_ARG",
+        help="run these test files / node ids for every chosen mutant instead of its module's group",
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the green-baseline runs (faster re-checks)")
     args = parser.parse_args(argv)
 
@@ -421,8 +877,11 @@ def main(argv: list[str] | None = None) -> int:
         for m in chosen:
             print(f"{m.id:34s} {m.file:36s} {m.what}  [{m.group}]")
         return 0
-    out_dir = args.out if args.out is not None else (ROOT / "results" / "mutation" if not (args.only or args.module)
-                                                     else None)
+    out_dir = (
+        args.out
+        if args.out is not None
+        else (ROOT / "results" / "mutation" if not (args.only or args.module) else None)
+    )
     command = "python scripts/mutation.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     t_start = time.monotonic()
@@ -439,8 +898,10 @@ def main(argv: list[str] | None = None) -> int:
             union = args.tests or list(dict.fromkeys(t for m in chosen for t in GROUPS[m.group]))
             union = [t for t in union if "::" not in t or t.split("::")[0] not in union]
             status, seconds, detail = run_tests(union, src, args.timeout * 3, stop_at_first=False)
-            baseline["all relevant tests"] = (f"{'green' if status == 'survived' else status.upper()} in "
-                                              f"{seconds:.0f} s ({detail}): {' '.join(union)}")
+            baseline["all relevant tests"] = (
+                f"{'green' if status == 'survived' else status.upper()} in "
+                f"{seconds:.0f} s ({detail}): {' '.join(union)}"
+            )
             print(f"baseline: {baseline['all relevant tests']}", flush=True)
             ok &= status == "survived"
             if not ok:

@@ -46,8 +46,13 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, overrides, expected):
     if not any(a.startswith("dataset=") for a in args):
         args += SMALL_SYNTHETIC
     # the case's own value last, so that it wins over FAST
-    out = subprocess.run([sys.executable, "-m", "svae_bench", "run", *FAST, *args], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "svae_bench", "run", *FAST, *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 2, out.stderr[-2000:]
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
@@ -61,6 +66,12 @@ def test_debug_flag_shows_the_traceback(tmp_path: Path):
     import os
 
     env = {**os.environ, "SVAE_BENCH_DEBUG": "1"}
-    out = subprocess.run([sys.executable, "-m", "svae_bench", "run", *FAST, *SMALL_SYNTHETIC, "eval.knn_labels=[5000]"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "svae_bench", "run", *FAST, *SMALL_SYNTHETIC, "eval.knn_labels=[5000]"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert out.returncode != 0 and "Traceback" in out.stderr and "knn_labels" in out.stderr

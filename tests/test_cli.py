@@ -9,13 +9,21 @@ from pathlib import Path
 
 import pytest
 
-FAST = ["trainer.max_epochs=2", "eval.is_samples=20", "eval.knn_repeats=2", "dataset.n_train=1200",
-        "dataset.n_val=200", "dataset.n_test=200", "trainer.progress=false"]
+FAST = [
+    "trainer.max_epochs=2",
+    "eval.is_samples=20",
+    "eval.knn_repeats=2",
+    "dataset.n_train=1200",
+    "dataset.n_val=200",
+    "dataset.n_test=200",
+    "trainer.progress=false",
+]
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "svae_bench", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "svae_bench", *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_help_lists_subcommands(tmp_path):
@@ -39,7 +47,12 @@ def test_run_writes_a_complete_record(one_run):
     _, run_dir, _ = one_run
     result = json.loads((run_dir / "result.json").read_text())
     assert result["status"] == "complete"
-    assert (result["model"], result["dataset"], result["latent_dim"], result["ambient_dim"]) == ("svae", "synthetic", 2, 3)
+    assert (result["model"], result["dataset"], result["latent_dim"], result["ambient_dim"]) == (
+        "svae",
+        "synthetic",
+        2,
+        3,
+    )
     assert (result["beta"], result["seed"], result["epochs"]) == (1.0, 0, 2)
     m = result["metrics"]
     assert set(m) == {"elbo", "re", "kl", "ll", "knn_acc"} and set(m["knn_acc"]) == {"100", "600", "1000"}
@@ -87,9 +100,15 @@ def test_sweep_then_tables(tmp_path):
     assert len((tmp_path / "tables/runs.csv").read_text().strip().splitlines()) == 1 + 4
 
 
-@pytest.mark.parametrize("override,key", [("latent_dim=0", "latent_dim"), ("beta=-1", "beta"),
-                                          ("trainer.batch_size=0", "trainer.batch_size"),
-                                          ("eval.knn_labels=[5000]", "knn_labels")])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("latent_dim=0", "latent_dim"),
+        ("beta=-1", "beta"),
+        ("trainer.batch_size=0", "trainer.batch_size"),
+        ("eval.knn_labels=[5000]", "knn_labels"),
+    ],
+)
 def test_bad_values_exit_2_without_a_record(tmp_path, override, key):
     out = cli("run", override, *FAST, cwd=tmp_path)
     assert out.returncode == 2, out.stderr[-2000:]

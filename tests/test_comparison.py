@@ -13,26 +13,48 @@ import pytest
 from scipy import stats
 
 from svae_bench.commands import tables as tables_cmd
-from svae_bench.report import comparison, tables
+from svae_bench.report import comparison
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "paper" / "reference.csv"
 
 # Our LL per seed: at d = 2 the S-VAE is clearly better (p << 0.01), at d = 40 the
 # N-VAE is slightly better but not significantly; the paper has S > N at d = 2 and
 # S < N at d = 40 for LL.
-LL = {("nvae", 2): [-140.0, -140.5, -139.5], ("svae", 2): [-130.0, -130.2, -129.8],
-      ("nvae", 40): [-100.0, -102.0, -98.0], ("svae", 40): [-100.5, -103.0, -99.0]}
-KNN100 = {("nvae", 2): [0.70, 0.72, 0.74], ("svae", 2): [0.80, 0.81, 0.82],
-          ("nvae", 40): [0.90, 0.91, 0.92], ("svae", 40): [0.89, 0.90, 0.91]}
+LL = {
+    ("nvae", 2): [-140.0, -140.5, -139.5],
+    ("svae", 2): [-130.0, -130.2, -129.8],
+    ("nvae", 40): [-100.0, -102.0, -98.0],
+    ("svae", 40): [-100.5, -103.0, -99.0],
+}
+KNN100 = {
+    ("nvae", 2): [0.70, 0.72, 0.74],
+    ("svae", 2): [0.80, 0.81, 0.82],
+    ("nvae", 40): [0.90, 0.91, 0.92],
+    ("svae", 40): [0.89, 0.90, 0.91],
+}
 
 
 def write_runs(root: Path, dataset: str = "mnist", beta: float = 1.0) -> Path:
     for (model, d), lls in LL.items():
         for seed, ll in enumerate(lls):
-            metrics = {"ll": ll, "elbo": ll - 2.0, "re": ll + 8.0, "kl": 10.0 + seed,
-                       "knn_acc": {"100": KNN100[(model, d)][seed], "600": 0.9, "1000": 0.95}}
-            rec = {"status": "complete", "experiment": "table1_laptop", "model": model, "dataset": dataset,
-                   "latent_dim": d, "beta": beta, "seed": seed, "budget": "laptop", "metrics": metrics}
+            metrics = {
+                "ll": ll,
+                "elbo": ll - 2.0,
+                "re": ll + 8.0,
+                "kl": 10.0 + seed,
+                "knn_acc": {"100": KNN100[(model, d)][seed], "600": 0.9, "1000": 0.95},
+            }
+            rec = {
+                "status": "complete",
+                "experiment": "table1_laptop",
+                "model": model,
+                "dataset": dataset,
+                "latent_dim": d,
+                "beta": beta,
+                "seed": seed,
+                "budget": "laptop",
+                "metrics": metrics,
+            }
             run = root / model / f"d={d}" / f"seed={seed}"
             run.mkdir(parents=True)
             (run / "result.json").write_text(json.dumps(rec))
@@ -53,10 +75,13 @@ def test_reference_ships_with_the_package() -> None:
     assert (ref["table"] == "table1").sum() == 40 and (ref["table"] == "table2").sum() == 30
     known_std = ref.dropna(subset=["std"])
     assert list(zip(known_std["model"], known_std["d"].astype(int), known_std["metric"], known_std["std"])) == [
-        ("svae", 10, "LL", 0.31)]
+        ("svae", 10, "LL", 0.31)
+    ]
     if SHARED_REFERENCE.is_file():
-        assert comparison.resources.files("svae_bench.report").joinpath("reference.csv").read_text() == \
-            SHARED_REFERENCE.read_text()
+        assert (
+            comparison.resources.files("svae_bench.report").joinpath("reference.csv").read_text()
+            == SHARED_REFERENCE.read_text()
+        )
 
 
 def test_reference_values_in_display_units() -> None:
@@ -102,11 +127,14 @@ def test_table2_comparison_in_percent(out: Path) -> None:
 
 def test_bold_only_where_welch_significant(out: Path) -> None:
     md = (out / "table1_vs_paper.md").read_text()
-    rows = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): line
-            for line in md.splitlines() if line.startswith("| ") and not line.startswith("| d ")}
-    assert "**-130.00 ± 0.20**" in rows[("2", "LL")]          # S-VAE, p << 0.01
-    assert "**" not in rows[("40", "LL")]                       # not significant
-    assert "**" not in rows[("2", "KL")]                        # KL is never compared
+    rows = {
+        tuple(c.strip() for c in line.strip("|").split("|")[:2]): line
+        for line in md.splitlines()
+        if line.startswith("| ") and not line.startswith("| d ")
+    }
+    assert "**-130.00 ± 0.20**" in rows[("2", "LL")]  # S-VAE, p << 0.01
+    assert "**" not in rows[("40", "LL")]  # not significant
+    assert "**" not in rows[("2", "KL")]  # KL is never compared
     assert "Welch t-test gives p < 0.01" in md and "budget laptop" in md
 
 
@@ -132,7 +160,12 @@ def test_comparison_latex_is_balanced_and_in_the_document(out: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not on PATH")
 def test_document_with_comparisons_compiles(out: Path) -> None:
-    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "tables.tex"],
-                          cwd=out, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "tables.tex"],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert (out / "tables.pdf").stat().st_size > 0

@@ -18,7 +18,9 @@ def hydra_compose():
     GlobalHydra.instance().clear()
 
 
-@pytest.mark.parametrize("model,latent", [("ae", "deterministic"), ("nvae", "gaussian"), ("svae", "vmf"), ("psvae", "power_spherical")])
+@pytest.mark.parametrize(
+    "model,latent", [("ae", "deterministic"), ("nvae", "gaussian"), ("svae", "vmf"), ("psvae", "power_spherical")]
+)
 def test_every_model_composes(hydra_compose, model, latent):
     cfg = hydra_compose(f"model={model}", "latent_dim=10")
     assert cfg.model.name == model and cfg.model.latent == latent

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from svae_bench.tasks.vae_metrics import importance_sampled, knn_accuracy
 from svae_bench.models import VAE
+from svae_bench.tasks.vae_metrics import importance_sampled, knn_accuracy
 
 
 def test_gaussian_kl_matches_closed_form():
@@ -93,4 +93,6 @@ def test_knn_rejects_more_labels_than_points():
     from svae_bench.errors import ConfigError
 
     with pytest.raises(ConfigError, match="knn_labels"):
-        knn_accuracy(np.zeros((10, 2)), np.zeros(10), np.zeros((3, 2)), np.zeros(3), 100, 5, 1, np.random.default_rng(0))
+        knn_accuracy(
+            np.zeros((10, 2)), np.zeros(10), np.zeros((3, 2)), np.zeros(3), 100, 5, 1, np.random.default_rng(0)
+        )

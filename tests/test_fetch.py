@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from svae_bench import cli
-from svae_bench.data import fetch, safe_pickle
 from svae_bench.commands import data as data_cmd
+from svae_bench.data import fetch, safe_pickle
 from svae_bench.data.mnist import FILES, read_idx
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -78,9 +78,12 @@ def expected_files(splits) -> dict[str, bytes]:
 
     train_x = np.concatenate([splits["train"][0], splits["valid"][0]]).reshape(-1, 28, 28)
     train_y = np.concatenate([splits["train"][1], splits["valid"][1]]).astype(np.uint8)
-    return {"train-images-idx3-ubyte": idx(train_x, 2051), "train-labels-idx1-ubyte": idx(train_y, 2049),
-            "t10k-images-idx3-ubyte": idx(splits["test"][0].reshape(-1, 28, 28), 2051),
-            "t10k-labels-idx1-ubyte": idx(splits["test"][1].astype(np.uint8), 2049)}
+    return {
+        "train-images-idx3-ubyte": idx(train_x, 2051),
+        "train-labels-idx1-ubyte": idx(train_y, 2049),
+        "t10k-images-idx3-ubyte": idx(splits["test"][0].reshape(-1, 28, 28), 2051),
+        "t10k-labels-idx1-ubyte": idx(splits["test"][1].astype(np.uint8), 2049),
+    }
 
 
 def fake_wheel(dest: Path, pickle_gz: bytes) -> Path:
@@ -144,8 +147,9 @@ def test_safe_pickle_refuses_other_globals(tmp_path, func):
     marker = tmp_path / "pwned"
     code = f"touch {marker}" if func is os.system else f"open({str(marker)!r}, 'w').close()"
     payload = [np.zeros(2), Evil(func, code)]
-    refused = (r"refused global (posix|os)\.system" if func is os.system
-               else r"refused global (__builtin__|builtins)\.eval")
+    refused = (
+        r"refused global (posix|os)\.system" if func is os.system else r"refused global (__builtin__|builtins)\.eval"
+    )
     for data in (py2_pickle(payload), pickle.dumps(payload, protocol=4)):  # GLOBAL and STACK_GLOBAL
         with pytest.raises(safe_pickle.UnsafePickle, match=refused):
             safe_pickle.load(io.BytesIO(data))
@@ -200,12 +204,27 @@ def test_rebuild_from_sdist_and_refused_pickle(tmp_path):
 def object_array_pickle() -> bytes:
     """An object-dtype array whose 'pointers' are b"A" * 16, built by hand as numpy 1.x under Python 2
     would pickle an array: the reader fetch.py used before segfaulted on it (tests/test_safe_pickle.py)."""
+
     def sbs(b):
         return b"U" + bytes([len(b)]) + b
-    dtype = (b"cnumpy\ndtype\n" + sbs(b"O8") + b"K\x00K\x01\x87R(K\x03" + sbs(b"|")
-             + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb")
-    return (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + sbs(b"b") + b"\x87R"
-            + b"(K\x01K\x02\x85" + dtype + b"\x89" + sbs(b"A" * 16) + b"tb.")
+
+    dtype = (
+        b"cnumpy\ndtype\n"
+        + sbs(b"O8")
+        + b"K\x00K\x01\x87R(K\x03"
+        + sbs(b"|")
+        + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    )
+    return (
+        b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85"
+        + sbs(b"b")
+        + b"\x87R"
+        + b"(K\x01K\x02\x85"
+        + dtype
+        + b"\x89"
+        + sbs(b"A" * 16)
+        + b"tb."
+    )
 
 
 def test_crafted_pickle_through_the_command_is_exit_1_with_one_line(tmp_path, fake_pypi, monkeypatch, capsys):

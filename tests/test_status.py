@@ -37,10 +37,12 @@ def test_run_states(tmp_path: Path) -> None:
     cases = {
         "complete": make_run(tmp_path, "a", {"status": "running", "host": host, "pid": dead_pid()}, complete=True),
         "failed": make_run(tmp_path, "b", {"status": "failed", "reason": "non-finite objective"}),
-        "running": make_run(tmp_path, "c", {"status": "running", "host": host, "pid": os.getpid(), "epoch": 3,
-                                            "updated": now}),
-        "interrupted": make_run(tmp_path, "d", {"status": "running", "host": host, "pid": dead_pid(), "epoch": 3,
-                                                "updated": now}),
+        "running": make_run(
+            tmp_path, "c", {"status": "running", "host": host, "pid": os.getpid(), "epoch": 3, "updated": now}
+        ),
+        "interrupted": make_run(
+            tmp_path, "d", {"status": "running", "host": host, "pid": dead_pid(), "epoch": 3, "updated": now}
+        ),
     }
     for expected, d in cases.items():
         assert run_state(d)[0] == expected, d
@@ -66,8 +68,9 @@ def test_expected_cells_of_the_table1_sweep() -> None:
     assert len(dirs) == 2 * 5 * 3
     assert Path("R/table1_laptop/mnist/svae/d=40/beta=1/seed=2") in dirs
     # command-line lists replace the experiment's
-    dirs = sweep_status.expected_run_dirs(["experiment=table1", "model=nvae,svae,psvae", "latent_dim=10",
-                                           "n_seeds=1"], "R")
+    dirs = sweep_status.expected_run_dirs(
+        ["experiment=table1", "model=nvae,svae,psvae", "latent_dim=10", "n_seeds=1"], "R"
+    )
     assert sorted(d.parts[3] for d in dirs) == ["nvae", "psvae", "svae"]
     assert len(sweep_status.expected_run_dirs(["experiment=table2"], "R")) == 2 * 5 * 20
     latent = sweep_status.expected_run_dirs(["experiment=mnist_latent", "budget=laptop"], "R")
@@ -79,13 +82,18 @@ def test_status_command_counts_and_lists(tmp_path: Path, capsys) -> None:
     base = "table1_laptop/mnist/{m}/d=10/beta=1/seed={s}"
     make_run(root, base.format(m="nvae", s=0), complete=True)
     make_run(root, base.format(m="svae", s=0), {"status": "failed", "reason": "boom"})
-    make_run(root, base.format(m="svae", s=1), {"status": "running", "host": socket.gethostname(),
-                                                "pid": dead_pid(), "epoch": 7})
+    make_run(
+        root,
+        base.format(m="svae", s=1),
+        {"status": "running", "host": socket.gethostname(), "pid": dead_pid(), "epoch": 7},
+    )
     args = ["--runs", str(root), "experiment=table1", "budget=laptop", "latent_dim=10", "n_seeds=2"]
     assert sweep_status.main(args) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == "4 runs (experiment=table1 budget=laptop latent_dim=10 n_seeds=2): 1 complete, " \
-                                  "1 interrupted, 1 failed, 1 missing"
+    assert (
+        out.splitlines()[0] == "4 runs (experiment=table1 budget=laptop latent_dim=10 n_seeds=2): 1 complete, "
+        "1 interrupted, 1 failed, 1 missing"
+    )
     assert "after epoch 7: re-run the same command to resume" in out and "boom" in out
     assert sweep_status.main(["-m", *args]) == 0  # the run command's -m, pasted along
     assert capsys.readouterr().out.startswith("4 runs")

@@ -11,9 +11,22 @@ from omegaconf import OmegaConf
 from svae_bench.data import build_dataset
 from svae_bench.errors import ConfigError
 
-BASE = dict(name="synthetic", sphere_dim=2, n_components=3, concentration=20.0, directions=None, observed_dim=100,
-            map_hidden=64, noise_std=0.05, n_train=600, n_val=100, n_test=150, data_seed=7,
-            likelihood="gaussian", obs_scale=0.1)
+BASE = dict(
+    name="synthetic",
+    sphere_dim=2,
+    n_components=3,
+    concentration=20.0,
+    directions=None,
+    observed_dim=100,
+    map_hidden=64,
+    noise_std=0.05,
+    n_train=600,
+    n_val=100,
+    n_test=150,
+    data_seed=7,
+    likelihood="gaussian",
+    obs_scale=0.1,
+)
 
 
 def make(**kw):

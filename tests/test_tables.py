@@ -12,28 +12,61 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from svae_bench.report import tables
 from svae_bench.commands import tables as tables_cmd
+from svae_bench.report import tables
 
 DATASET = "binarized_mnist"  # the underscore must be escaped in LaTeX
-OUTPUTS = {"runs.csv", "summary.csv", "table1.csv", "table1.tex", "table1.md",
-           "table2.csv", "table2.tex", "table2.md", "tables.tex"}
+OUTPUTS = {
+    "runs.csv",
+    "summary.csv",
+    "table1.csv",
+    "table1.tex",
+    "table1.md",
+    "table2.csv",
+    "table2.tex",
+    "table2.md",
+    "tables.tex",
+}
 
 # (model, d) -> metric -> one value per seed. Chosen so that at d = 2 S-VAE beats N-VAE
 # clearly (p << 0.01) on LL, L[q], RE and 100-label k-NN, and at d = 5 nothing differs.
 METRICS: dict[tuple[str, int], dict[str, list[float]]] = {
-    ("nvae", 2): {"ll": [-140.0, -140.5, -139.5], "elbo": [-142.0, -143.0, -141.0],
-                  "re": [-130.0, -131.0, -129.0], "kl": [12.0, 12.5, 11.5],
-                  "100": [0.70, 0.71, 0.72], "600": [0.80, 0.85, 0.90], "1000": [0.85, 0.86, 0.87]},
-    ("svae", 2): {"ll": [-130.0, -130.2, -129.8], "elbo": [-132.0, -132.5, -131.5],
-                  "re": [-120.0, -120.5, -119.5], "kl": [20.0, 21.0, 22.0],
-                  "100": [0.80, 0.81, 0.82], "600": [0.82, 0.86, 0.84], "1000": [0.88, 0.89, 0.90]},
-    ("nvae", 5): {"ll": [-110.0, -108.0, -112.0], "elbo": [-113.0, -111.0, -115.0],
-                  "re": [-100.0, -98.0, -102.0], "kl": [13.0, 13.5, 12.5],
-                  "100": [0.80, 0.85, 0.90], "600": [0.90, 0.91, 0.92], "1000": [0.92, 0.93, 0.94]},
-    ("svae", 5): {"ll": [-109.0, -111.0, -107.0], "elbo": [-112.0, -114.0, -110.0],
-                  "re": [-99.0, -101.0, -97.0], "kl": [13.0, 14.0, 12.0],
-                  "100": [0.84, 0.86, 0.82], "600": [0.91, 0.90, 0.92], "1000": [0.93, 0.92, 0.94]},
+    ("nvae", 2): {
+        "ll": [-140.0, -140.5, -139.5],
+        "elbo": [-142.0, -143.0, -141.0],
+        "re": [-130.0, -131.0, -129.0],
+        "kl": [12.0, 12.5, 11.5],
+        "100": [0.70, 0.71, 0.72],
+        "600": [0.80, 0.85, 0.90],
+        "1000": [0.85, 0.86, 0.87],
+    },
+    ("svae", 2): {
+        "ll": [-130.0, -130.2, -129.8],
+        "elbo": [-132.0, -132.5, -131.5],
+        "re": [-120.0, -120.5, -119.5],
+        "kl": [20.0, 21.0, 22.0],
+        "100": [0.80, 0.81, 0.82],
+        "600": [0.82, 0.86, 0.84],
+        "1000": [0.88, 0.89, 0.90],
+    },
+    ("nvae", 5): {
+        "ll": [-110.0, -108.0, -112.0],
+        "elbo": [-113.0, -111.0, -115.0],
+        "re": [-100.0, -98.0, -102.0],
+        "kl": [13.0, 13.5, 12.5],
+        "100": [0.80, 0.85, 0.90],
+        "600": [0.90, 0.91, 0.92],
+        "1000": [0.92, 0.93, 0.94],
+    },
+    ("svae", 5): {
+        "ll": [-109.0, -111.0, -107.0],
+        "elbo": [-112.0, -114.0, -110.0],
+        "re": [-99.0, -101.0, -97.0],
+        "kl": [13.0, 14.0, 12.0],
+        "100": [0.84, 0.86, 0.82],
+        "600": [0.91, 0.90, 0.92],
+        "1000": [0.93, 0.92, 0.94],
+    },
 }
 AE = {"re": -125.0, "knn_acc": {"100": 0.60, "600": 0.70, "1000": 0.75}, "elbo": None}
 N_COMPLETE = 3 * len(METRICS) + 1
@@ -41,10 +74,24 @@ N_BAD = 4
 
 
 def record(model: str, d: int, seed: int, metrics: dict, **extra) -> dict:
-    rec = {"status": "complete", "experiment": "default", "model": model, "dataset": DATASET,
-           "latent_dim": d, "ambient_dim": d + 1 if model == "svae" else d, "beta": 1.0, "seed": seed,
-           "metrics": metrics, "epochs": 40, "best_epoch": 31, "train_seconds": 55.1, "eval_seconds": 9.8,
-           "versions": {"svae_bench": "0.1.0"}, "git_commit": "abc123", "config": {}}
+    rec = {
+        "status": "complete",
+        "experiment": "default",
+        "model": model,
+        "dataset": DATASET,
+        "latent_dim": d,
+        "ambient_dim": d + 1 if model == "svae" else d,
+        "beta": 1.0,
+        "seed": seed,
+        "metrics": metrics,
+        "epochs": 40,
+        "best_epoch": 31,
+        "train_seconds": 55.1,
+        "eval_seconds": 9.8,
+        "versions": {"svae_bench": "0.1.0"},
+        "git_commit": "abc123",
+        "config": {},
+    }
     rec.update(extra)
     return rec
 
@@ -196,13 +243,32 @@ def test_runs_csv_rows_and_values(built) -> None:
     out, _, _ = built
     runs = pd.read_csv(out / "runs.csv")
     assert list(runs.columns) == [
-        "path", "experiment", "dataset", "model", "latent_dim", "ambient_dim", "beta", "seed", "budget",
-        "epochs", "best_epoch", "train_seconds", "eval_seconds", "elbo", "re", "kl", "ll",
-        "knn_acc_100", "knn_acc_600", "knn_acc_1000"]
+        "path",
+        "experiment",
+        "dataset",
+        "model",
+        "latent_dim",
+        "ambient_dim",
+        "beta",
+        "seed",
+        "budget",
+        "epochs",
+        "best_epoch",
+        "train_seconds",
+        "eval_seconds",
+        "elbo",
+        "re",
+        "kl",
+        "ll",
+        "knn_acc_100",
+        "knn_acc_600",
+        "knn_acc_1000",
+    ]
     assert len(runs) == N_COMPLETE
     # sorted by experiment, dataset, model (ae, nvae, svae, psvae), latent_dim, beta, seed
     assert list(zip(runs["model"], runs["latent_dim"], runs["seed"])) == (
-        [("ae", 2, 0)] + [(m, d, s) for m in ("nvae", "svae") for d in (2, 5) for s in range(3)])
+        [("ae", 2, 0)] + [(m, d, s) for m in ("nvae", "svae") for d in (2, 5) for s in range(3)]
+    )
     assert (runs["experiment"] == "default").all() and (runs["dataset"] == DATASET).all()
     assert (runs["budget"] == "none").all()  # records without a budget (nor config.budget_name)
     ae = runs.iloc[0]
@@ -216,14 +282,22 @@ def test_runs_csv_rows_and_values(built) -> None:
 def test_summary_csv_matches_numpy(built) -> None:
     out, _, _ = built
     summary = pd.read_csv(out / "summary.csv")
-    assert list(summary.columns) == ["experiment", "dataset", "model", "latent_dim", "beta", "metric",
-                                     "mean", "std", "n"]
+    assert list(summary.columns) == [
+        "experiment",
+        "dataset",
+        "model",
+        "latent_dim",
+        "beta",
+        "metric",
+        "mean",
+        "std",
+        "n",
+    ]
     checked = 0
     for (model, d), values in METRICS.items():
         for key, vals in values.items():
             metric = key if key in ("ll", "elbo", "re", "kl") else f"knn_acc_{key}"
-            row = summary[(summary["model"] == model) & (summary["latent_dim"] == d)
-                          & (summary["metric"] == metric)]
+            row = summary[(summary["model"] == model) & (summary["latent_dim"] == d) & (summary["metric"] == metric)]
             assert len(row) == 1
             assert row["mean"].iloc[0] == pytest.approx(np.mean(vals), abs=1e-12)
             assert row["std"].iloc[0] == pytest.approx(np.std(vals, ddof=1), abs=1e-12)
@@ -346,15 +420,21 @@ def test_standalone_document_compiles(built, tmp_path: Path) -> None:
     build = tmp_path / "latex"
     build.mkdir()
     shutil.copy(out / "tables.tex", build / "tables.tex")
-    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "tables.tex"],
-                          cwd=build, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "tables.tex"],
+        cwd=build,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert (build / "tables.pdf").exists()
 
 
 def test_latex_escape() -> None:
     assert tables.latex_escape("a_b & 50% $x$ #1 {y} ~ ^ \\") == (
-        r"a\_b \& 50\% \$x\$ \#1 \{y\} \textasciitilde{} \textasciicircum{} \textbackslash{}")
+        r"a\_b \& 50\% \$x\$ \#1 \{y\} \textasciitilde{} \textasciicircum{} \textbackslash{}"
+    )
 
 
 # --------------------------------------------------------------------------- beta choice and statistics

@@ -10,9 +10,8 @@ import scipy.stats
 import torch
 from torch.distributions import kl_divergence
 
-from svae_bench.distributions import HypersphericalUniform, VonMisesFisher, log_sphere_surface
-
 from helpers_ref import unit
+from svae_bench.distributions import HypersphericalUniform, VonMisesFisher, log_sphere_surface
 
 DIMS = [3, 5, 11, 41, 101]
 CONCENTRATIONS = [1e-3, 0.5, 5.0, 50.0, 500.0, 5000.0]
@@ -60,7 +59,7 @@ def test_log_prob_normalised_over_the_sphere():
         e2[0], e2[1] = -mu[1], mu[0]
         e2 = e2 / e2.norm()
 
-        def integrand(w):
+        def integrand(w, mu=mu, e2=e2, q=q, m=m):
             z = w * mu + math.sqrt(max(1 - w * w, 0.0)) * e2
             return math.exp(q.log_prob(z).item() + log_sphere_surface(m - 1)) * (1 - w * w) ** (0.5 * (m - 3))
 

@@ -68,7 +68,7 @@ def test_per_sample_derivative_matches_quadrature(m, k):
     for ti, oi in zip(t.tolist(), ours.tolist()):
         w = 1 - ti
 
-        def ratio(s):  # g(s) / g(w), written in t-space for accuracy near the mode
+        def ratio(s, ti=ti):  # g(s) / g(w), written in t-space for accuracy near the mode
             ts = 1 - s
             return math.exp(-k * (ts - ti) + half * (math.log(ts * (2 - ts)) - math.log(ti * (2 - ti))))
 
@@ -196,4 +196,4 @@ def test_gradients_finite_when_the_m3_uniform_hits_an_end_point(monkeypatch, dty
     assert torch.isfinite(g_raw).all() and torch.isfinite(g_k).all()
     if uniform == 0.0:
         assert torch.allclose(z, -loc.detach())  # the antipode, for every k
-        assert (g_k == 0).all()                  # ... which does not move with k
+        assert (g_k == 0).all()  # ... which does not move with k

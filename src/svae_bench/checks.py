@@ -42,8 +42,9 @@ def resolved(cfg: Any, exclude: tuple[str, ...] = ()) -> dict:
             continue
         try:
             node = cfg[key]
-            out[key] = OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) \
-                else node
+            out[key] = (
+                OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node
+            )
         except OmegaConfBaseException as err:
             where = getattr(err, "full_key", None) or key
             message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -65,6 +66,7 @@ def integer(lo: int, hi: int = _BIG, phrase: str | None = None) -> Callable[[Any
 
     def check(v: Any) -> str | None:
         return None if _is_int(v) and lo <= v <= hi else text
+
     return check
 
 
@@ -74,8 +76,9 @@ def positive_int(hi: int = _BIG) -> Callable[[Any], str | None]:
 
 def number(lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> Callable[[Any], str | None]:
     """A finite number, > lo (lo_open) or >= lo, and <= hi; NaN and infinities are refused."""
-    bound = (f" {'>' if lo_open else '>='} {lo:g}" if lo is not None else "") + (f" and <= {hi:g}" if hi is not None
-                                                                                 else "")
+    bound = (f" {'>' if lo_open else '>='} {lo:g}" if lo is not None else "") + (
+        f" and <= {hi:g}" if hi is not None else ""
+    )
 
     def check(v: Any) -> str | None:
         if not _is_real(v):
@@ -89,6 +92,7 @@ def number(lo: float | None = None, hi: float | None = None, lo_open: bool = Fal
         if (lo is not None and (x < lo or (lo_open and x == lo))) or (hi is not None and x > hi):
             return f"a number{bound}"
         return None
+
     return check
 
 
@@ -96,6 +100,7 @@ def one_of(*allowed: Any) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
         ok = any(v == a and type(v) is type(a) for a in allowed)
         return None if ok else f"one of {', '.join(str(a) for a in allowed)}"
+
     return check
 
 
@@ -117,6 +122,7 @@ def optional(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
     def wrapped(v: Any) -> str | None:
         problem = None if v is None else check(v)
         return None if problem is None else f"{problem} or null"
+
     return wrapped
 
 
@@ -124,6 +130,7 @@ def list_of(check: Callable[[Any], str | None], what: str, min_len: int = 1) -> 
     def wrapped(v: Any) -> str | None:
         ok = isinstance(v, list) and len(v) >= min_len and not any(check(x) for x in v)
         return None if ok else f"a list of {what}" + (" (at least one)" if min_len else "")
+
     return wrapped
 
 
@@ -163,5 +170,7 @@ def check_inside(run_dir: str | Path, runs_root: str | Path) -> None:
     root = Path(runs_root).expanduser().resolve()
     target = Path(run_dir).expanduser().resolve()
     if target != root and root not in target.parents:
-        raise ConfigError(f"run directory {run_dir} is outside runs_root={runs_root}; names in the config "
-                          f"({', '.join(NAME_KEYS)}) must not contain path separators or '..'")
+        raise ConfigError(
+            f"run directory {run_dir} is outside runs_root={runs_root}; names in the config "
+            f"({', '.join(NAME_KEYS)}) must not contain path separators or '..'"
+        )

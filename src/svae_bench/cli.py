@@ -39,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
-        print(f"error: unknown command {command!r}; allowed: {', '.join(COMMANDS)} (see svae-bench --help)",
-              file=sys.stderr)
+        print(
+            f"error: unknown command {command!r}; allowed: {', '.join(COMMANDS)} (see svae-bench --help)",
+            file=sys.stderr,
+        )
         return 2
     return load(command).main(rest)
 

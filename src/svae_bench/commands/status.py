@@ -34,8 +34,9 @@ def expected_run_dirs(overrides: list[str], runs_root: str | None) -> list[Path]
 def found_run_dirs(root: Path) -> list[Path]:
     """Run directories under ``root``: those holding a config.yaml, status.json or result.json."""
     marks = (CONFIG_FILE, STATUS_FILE, RESULT_FILE)
-    return sorted({p.parent for name in marks for p in root.rglob(name)
-                   if ".hydra" not in p.parts and p.parent != root})
+    return sorted(
+        {p.parent for name in marks for p in root.rglob(name) if ".hydra" not in p.parts and p.parent != root}
+    )
 
 
 def _detail(state: str, status: dict) -> str:
@@ -51,8 +52,9 @@ def _detail(state: str, status: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="svae-bench status", description=__doc__.split("\n")[0])
-    p.add_argument("--runs", type=Path, default=None, metavar="DIR",
-                   help="runs root (default: runs, or the sweep's runs_root)")
+    p.add_argument(
+        "--runs", type=Path, default=None, metavar="DIR", help="runs root (default: runs, or the sweep's runs_root)"
+    )
     p.add_argument("--all", action="store_true", help="list complete cells too")
     p.add_argument("overrides", nargs="*", help="the sweep's overrides, as given to `svae-bench run -m`")
     argv = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("-m", "--multirun")]  # pasted run args
@@ -75,8 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         where = str(root)
     cells = [(d, *run_state(d)) for d in dirs]
     counts = {s: sum(1 for _, state, _ in cells if state == s) for s in STATES}
-    print(f"{len(cells)} runs ({where}): " + ", ".join(f"{counts[s]} {s}" for s in STATES if counts[s] or s in
-                                                      ("complete", "missing")))
+    print(
+        f"{len(cells)} runs ({where}): "
+        + ", ".join(f"{counts[s]} {s}" for s in STATES if counts[s] or s in ("complete", "missing"))
+    )
     for d, state, status in cells:
         if args.all or state != "complete":
             print(f"{state:<12} {d}{_detail(state, status)}")

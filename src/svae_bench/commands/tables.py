@@ -21,10 +21,10 @@ def _unfinished_runs(runs_dir: Path) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runs", required=True, type=Path, metavar="DIR",
-                        help="directory searched recursively for result.json")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR",
-                        help="output directory (created if missing)")
+    parser.add_argument(
+        "--runs", required=True, type=Path, metavar="DIR", help="directory searched recursively for result.json"
+    )
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory (created if missing)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     if not rows:
-        print(f"error: no complete runs in '{runs_dir}' ({len(skipped)} skipped); nothing written",
-              file=sys.stderr)
+        print(f"error: no complete runs in '{runs_dir}' ({len(skipped)} skipped); nothing written", file=sys.stderr)
         return 2
     outputs = render_outputs(runs_frame(rows), str(runs_dir))
     try:
@@ -66,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"tables: {len(rows)} complete runs ({len(skipped)} skipped) from {runs_dir} -> {out_dir}")
     unfinished = _unfinished_runs(runs_dir)
     if unfinished:
-        print(f"  ({unfinished} runs without a complete result.json are not in the tables: "
-              f"svae-bench status --runs {runs_dir} lists them)")
+        print(
+            f"  ({unfinished} runs without a complete result.json are not in the tables: "
+            f"svae-bench status --runs {runs_dir} lists them)"
+        )
     for name in outputs:
         print(f"  {out_dir / name}")
     return 0
-
-

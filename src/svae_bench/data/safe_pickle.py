@@ -91,8 +91,15 @@ from typing import IO, NoReturn
 
 import numpy as np
 
-__all__ = ["UnsafePickle", "load", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_OPS", "DEFAULT_MAX_DEPTH",
-           "DEFAULT_MAX_MEMO", "DEFAULT_MAX_NODES"]
+__all__ = [
+    "UnsafePickle",
+    "load",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_OPS",
+    "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_MEMO",
+    "DEFAULT_MAX_NODES",
+]
 
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 DEFAULT_MAX_OPS = 10_000_000
@@ -104,23 +111,23 @@ DEFAULT_MAX_NODES = 10_000_000
 CHUNK = 1 << 20
 #: over-estimates, in bytes, of what the interpreter allocates (object headers, list/dict slots
 #: with their growth slack, the per-container bookkeeping record below)
-OP_COST = 64          # per opcode: stack slot, small int/float objects
-OBJ_COST = 96         # header of a str/bytes/int object
+OP_COST = 64  # per opcode: stack slot, small int/float objects
+OBJ_COST = 96  # header of a str/bytes/int object
 CONTAINER_COST = 320  # a tuple/list/dict object plus its bookkeeping record
-SLOT_COST = 32        # per tuple/list item (pointer, growth slack, the transient item list)
+SLOT_COST = 32  # per tuple/list item (pointer, growth slack, the transient item list)
 DICT_ITEM_COST = 160  # per dict item (entry, index, resize transient)
-MEMO_COST = 160       # per new memo entry
-ARRAY_COST = 512      # ndarray/dtype object headers
-CSR_COST = 4096       # csr_matrix object and its attribute dict
+MEMO_COST = 160  # per new memo entry
+ARRAY_COST = 512  # ndarray/dtype object headers
+CSR_COST = 4096  # csr_matrix object and its attribute dict
 
-MAX_INT_BYTES = 256   # LONG1/LONG4 payloads
+MAX_INT_BYTES = 256  # LONG1/LONG4 payloads
 MAX_INT_DIGITS = 100  # INT/LONG text
 MAX_SHORT_LINE = 128  # text lines of INT, LONG, FLOAT, GET, PUT
-MAX_NAME_LINE = 256   # GLOBAL module and name lines
+MAX_NAME_LINE = 256  # GLOBAL module and name lines
 MAX_NDIM = 32
-MAX_KEY_NODES = 256   # nodes of a tuple used as a dict key
-MAX_KEY_INT = 2 ** 61 - 2  # ints beyond this collide in hash with smaller ones
-MAX_CSR_DIM = 2 ** 31 - 1
+MAX_KEY_NODES = 256  # nodes of a tuple used as a dict key
+MAX_KEY_INT = 2**61 - 2  # ints beyond this collide in hash with smaller ones
+MAX_CSR_DIM = 2**31 - 1
 
 
 class UnsafePickle(ValueError):
@@ -148,14 +155,42 @@ _GLOBALS = {
 }
 
 #: dtype names numpy's dtype.__reduce__ writes for the accepted kinds -> itemsize
-_DTYPE_NAMES = {"b1": 1, "i1": 1, "u1": 1, "i2": 2, "u2": 2, "f2": 2, "i4": 4, "u4": 4, "f4": 4,
-                "i8": 8, "u8": 8, "f8": 8, "c8": 8, "c16": 16}
-_DTYPES = {f"{order}{name}": np.dtype(f"{order}{name}")
-           for name, size in _DTYPE_NAMES.items() for order in (("|",) if size == 1 else ("<", ">"))}
+_DTYPE_NAMES = {
+    "b1": 1,
+    "i1": 1,
+    "u1": 1,
+    "i2": 2,
+    "u2": 2,
+    "f2": 2,
+    "i4": 4,
+    "u4": 4,
+    "f4": 4,
+    "i8": 8,
+    "u8": 8,
+    "f8": 8,
+    "c8": 8,
+    "c16": 16,
+}
+_DTYPES = {
+    f"{order}{name}": np.dtype(f"{order}{name}")
+    for name, size in _DTYPE_NAMES.items()
+    for order in (("|",) if size == 1 else ("<", ">"))
+}
 _CSR_DATA_KINDS = "biufc"
-_CSR_KEYS = {"data", "indices", "indptr", "_shape", "shape", "maxprint", "_maxprint", "format",
-             "_has_sorted_indices", "_cs_matrix__has_sorted_indices", "_has_canonical_format",
-             "_cs_matrix__has_canonical_format"}
+_CSR_KEYS = {
+    "data",
+    "indices",
+    "indptr",
+    "_shape",
+    "shape",
+    "maxprint",
+    "_maxprint",
+    "format",
+    "_has_sorted_indices",
+    "_cs_matrix__has_sorted_indices",
+    "_has_canonical_format",
+    "_cs_matrix__has_canonical_format",
+}
 
 _KEY_LEAVES = (type(None), bool, float, str, bytes)
 _NAME_RE = re.compile(r"[A-Za-z0-9_.]{1,100}")
@@ -205,13 +240,14 @@ def _show(name: str) -> str:
 
 
 class _Reader:
-    def __init__(self, f: IO[bytes], max_bytes: int, max_ops: int, max_depth: int, max_memo: int,
-                 max_nodes: int) -> None:
+    def __init__(
+        self, f: IO[bytes], max_bytes: int, max_ops: int, max_depth: int, max_memo: int, max_nodes: int
+    ) -> None:
         self.f = f
         self.max_bytes, self.max_ops, self.max_depth = max_bytes, max_ops, max_depth
         self.max_memo, self.max_nodes = max_memo, max_nodes
-        self.pos = 0        # bytes consumed
-        self.op_pos = 0     # position of the current opcode
+        self.pos = 0  # bytes consumed
+        self.op_pos = 0  # position of the current opcode
         self.op_name = "start"
         self.ops = 0
         self.charged = 0
@@ -228,8 +264,10 @@ class _Reader:
     def charge(self, n: int, transient: int = 0) -> None:
         """Account for ``n`` bytes about to be kept and ``transient`` bytes about to be used briefly."""
         if self.charged + n + transient > self.max_bytes:
-            self.fail(f"memory bound: {n + transient} more bytes would exceed max_bytes={self.max_bytes} "
-                      f"({self.charged} already used)")
+            self.fail(
+                f"memory bound: {n + transient} more bytes would exceed max_bytes={self.max_bytes} "
+                f"({self.charged} already used)"
+            )
         self.charged += n
 
     def left(self) -> int:
@@ -469,15 +507,27 @@ class _Reader:
             self.fail(f"REDUCE on a {type(func).__name__}")
         role = func.role
         if role == "reconstruct":
-            if not (len(args) == 3 and args[0] is _MARKERS["ndarray"] and type(args[1]) is tuple
-                    and len(args[1]) == 1 and type(args[1][0]) is int and args[1][0] == 0
-                    and ((type(args[2]) is bytes and args[2] == b"b") or (type(args[2]) is str and args[2] == "b"))):
+            if not (
+                len(args) == 3
+                and args[0] is _MARKERS["ndarray"]
+                and type(args[1]) is tuple
+                and len(args[1]) == 1
+                and type(args[1][0]) is int
+                and args[1][0] == 0
+                and ((type(args[2]) is bytes and args[2] == b"b") or (type(args[2]) is str and args[2] == "b"))
+            ):
                 self.fail("_reconstruct with arguments other than (ndarray, (0,), b'b')")
             self.charge(ARRAY_COST)
             self.stack.append(_Stub("ndarray"))
         elif role == "dtype":
-            if not (len(args) == 3 and type(args[0]) is str and type(args[1]) in (bool, int)
-                    and type(args[2]) in (bool, int) and args[1] == 0 and args[2] == 1):
+            if not (
+                len(args) == 3
+                and type(args[0]) is str
+                and type(args[1]) in (bool, int)
+                and type(args[2]) in (bool, int)
+                and args[1] == 0
+                and args[2] == 1
+            ):
                 self.fail("numpy.dtype with arguments other than (name, False, True)")
             if args[0] not in _DTYPE_NAMES:
                 self.fail(f"dtype {ascii(args[0])[:40]} refused (accepted: {' '.join(_DTYPE_NAMES)})")
@@ -574,10 +624,10 @@ class _Reader:
             buf = np.empty(nbytes, np.uint8)
             for i in range(0, nbytes, CHUNK):
                 try:
-                    piece = raw[i:i + CHUNK].encode("latin1")
+                    piece = raw[i : i + CHUNK].encode("latin1")
                 except UnicodeEncodeError:
                     self.fail("array rawdata text is not latin-1")
-                buf[i:i + len(piece)] = np.frombuffer(piece, np.uint8)
+                buf[i : i + len(piece)] = np.frombuffer(piece, np.uint8)
         else:
             buf = np.frombuffer(raw, np.uint8).copy()
         if dtype.kind == "b" and nbytes and buf.max() > 1:
@@ -602,8 +652,9 @@ class _Reader:
         if indices.dtype.kind not in "iu" or indptr.dtype.kind not in "iu":
             self.fail("csr_matrix indices/indptr are not integer arrays")
         shape = state.get("_shape", state.get("shape"))
-        if not (type(shape) is tuple and len(shape) == 2
-                and all(type(d) is int and 0 <= d <= MAX_CSR_DIM for d in shape)):
+        if not (
+            type(shape) is tuple and len(shape) == 2 and all(type(d) is int and 0 <= d <= MAX_CSR_DIM for d in shape)
+        ):
             self.fail("csr_matrix shape is not two ints in [0, 2**31)")
         for k in ("maxprint", "_maxprint"):
             if k in state and type(state[k]) is not int:
@@ -725,6 +776,7 @@ class _Reader:
                     s.fail(f"integer of {n} bytes refused")
                 s.charge(OBJ_COST + n)
                 push(int.from_bytes(s.read(n), "little", signed=True))
+
             return op
 
         def float_text():
@@ -752,6 +804,7 @@ class _Reader:
             def op():
                 n = u(fmt, s.read(width))[0]
                 push(s.read_payload(n).decode("latin1"))
+
             return op
 
         def unicode_text():
@@ -769,21 +822,24 @@ class _Reader:
                     push(data.decode("utf-8", "surrogatepass"))
                 except UnicodeDecodeError:
                     s.fail("malformed UTF-8")
+
             return op
 
         def bytes_bin(fmt, width, kind=bytes):
             def op():
                 data = s.read_payload(u(fmt, s.read(width))[0])
                 push(bytearray(data) if kind is bytearray else data)
+
             return op
 
         def tuple_n(n):
             def op():
                 if len(s.stack) < n:
                     s.fail("stack underflow")
-                items = s.stack[len(s.stack) - n:]
-                del s.stack[len(s.stack) - n:]
+                items = s.stack[len(s.stack) - n :]
+                del s.stack[len(s.stack) - n :]
                 push(s.new_tuple(items))
+
             return op
 
         def tuple_mark():
@@ -846,31 +902,73 @@ class _Reader:
             return lambda: push(u(fmt, s.read(width))[0])
 
         return {
-            ord("("): mark, ord("."): stop, ord("0"): pop, ord("1"): pop_mark,
-            ord("2"): dup, 0x80: proto, 0x95: frame,
-            ord("N"): lambda: push(None), 0x88: lambda: push(True), 0x89: lambda: push(False),
-            ord("I"): int_text, ord("L"): long_text, ord("J"): binint("<i", 4), ord("K"): binint("<B", 1),
-            ord("M"): binint("<H", 2), 0x8A: long_bin(1), 0x8B: long_bin(4),
-            ord("F"): float_text, ord("G"): lambda: push(u(">d", s.read(8))[0]),
-            ord("S"): string_text, ord("T"): py2_string("<i", 4), ord("U"): py2_string("<B", 1),
-            ord("V"): unicode_text, ord("X"): unicode_bin("<I", 4), 0x8C: unicode_bin("<B", 1),
+            ord("("): mark,
+            ord("."): stop,
+            ord("0"): pop,
+            ord("1"): pop_mark,
+            ord("2"): dup,
+            0x80: proto,
+            0x95: frame,
+            ord("N"): lambda: push(None),
+            0x88: lambda: push(True),
+            0x89: lambda: push(False),
+            ord("I"): int_text,
+            ord("L"): long_text,
+            ord("J"): binint("<i", 4),
+            ord("K"): binint("<B", 1),
+            ord("M"): binint("<H", 2),
+            0x8A: long_bin(1),
+            0x8B: long_bin(4),
+            ord("F"): float_text,
+            ord("G"): lambda: push(u(">d", s.read(8))[0]),
+            ord("S"): string_text,
+            ord("T"): py2_string("<i", 4),
+            ord("U"): py2_string("<B", 1),
+            ord("V"): unicode_text,
+            ord("X"): unicode_bin("<I", 4),
+            0x8C: unicode_bin("<B", 1),
             0x8D: unicode_bin("<Q", 8),
-            ord("B"): bytes_bin("<I", 4), ord("C"): bytes_bin("<B", 1), 0x8E: bytes_bin("<Q", 8),
+            ord("B"): bytes_bin("<I", 4),
+            ord("C"): bytes_bin("<B", 1),
+            0x8E: bytes_bin("<Q", 8),
             0x96: bytes_bin("<Q", 8, bytearray),
-            ord(")"): tuple_n(0), 0x85: tuple_n(1), 0x86: tuple_n(2), 0x87: tuple_n(3), ord("t"): tuple_mark,
-            ord("]"): empty_list, ord("l"): list_mark, ord("}"): empty_dict, ord("d"): dict_mark,
-            ord("a"): append, ord("e"): appends, ord("s"): setitem, ord("u"): setitems,
-            ord("g"): get_text, ord("h"): memo_bin("<B", 1, s.memo_get), ord("j"): memo_bin("<I", 4, s.memo_get),
-            ord("p"): put_text, ord("q"): memo_bin("<B", 1, s.memo_put), ord("r"): memo_bin("<I", 4, s.memo_put),
+            ord(")"): tuple_n(0),
+            0x85: tuple_n(1),
+            0x86: tuple_n(2),
+            0x87: tuple_n(3),
+            ord("t"): tuple_mark,
+            ord("]"): empty_list,
+            ord("l"): list_mark,
+            ord("}"): empty_dict,
+            ord("d"): dict_mark,
+            ord("a"): append,
+            ord("e"): appends,
+            ord("s"): setitem,
+            ord("u"): setitems,
+            ord("g"): get_text,
+            ord("h"): memo_bin("<B", 1, s.memo_get),
+            ord("j"): memo_bin("<I", 4, s.memo_get),
+            ord("p"): put_text,
+            ord("q"): memo_bin("<B", 1, s.memo_put),
+            ord("r"): memo_bin("<I", 4, s.memo_put),
             0x94: lambda: s.memo_put(len(s.memo)),
-            ord("c"): global_text, 0x93: stack_global,
-            ord("R"): s.reduce, 0x81: s.newobj, ord("b"): s.build,
+            ord("c"): global_text,
+            0x93: stack_global,
+            ord("R"): s.reduce,
+            0x81: s.newobj,
+            ord("b"): s.build,
         }
 
 
-def load(source: bytes | bytearray | memoryview | IO[bytes], *, max_bytes: int = DEFAULT_MAX_BYTES,
-         max_ops: int = DEFAULT_MAX_OPS, max_depth: int = DEFAULT_MAX_DEPTH, max_memo: int = DEFAULT_MAX_MEMO,
-         max_nodes: int = DEFAULT_MAX_NODES):
+def load(
+    source: bytes | bytearray | memoryview | IO[bytes],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_ops: int = DEFAULT_MAX_OPS,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_memo: int = DEFAULT_MAX_MEMO,
+    max_nodes: int = DEFAULT_MAX_NODES,
+):
     """The value pickled in ``source`` (bytes-like, or a binary stream with ``read`` and ``readline``
     positioned at the pickle, which must run to the end of the stream), if it has one of the shapes
     the module docstring lists; else :class:`UnsafePickle`. See the module docstring for the bounds."""

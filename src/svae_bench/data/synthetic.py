@@ -43,7 +43,9 @@ def make_synthetic(cfg: DictConfig) -> DataBundle:
     else:
         mu = torch.tensor([list(map(float, d)) for d in cfg.directions])
         if mu.shape != (k_comp, ambient):
-            raise ConfigError(f"dataset.directions must be {k_comp} vectors of length {ambient}, got shape {tuple(mu.shape)}")
+            raise ConfigError(
+                f"dataset.directions must be {k_comp} vectors of length {ambient}, got shape {tuple(mu.shape)}"
+            )
         mu = mu / mu.norm(dim=-1, keepdim=True)
 
     n = int(cfg.n_train) + int(cfg.n_val) + int(cfg.n_test)

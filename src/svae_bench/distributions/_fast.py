@@ -7,13 +7,13 @@ distributions here count ops. Two helpers do that work.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import torch
 from torch import Tensor
 
 
-@lru_cache(maxsize=None)
+@cache
 def constants(values: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> tuple[Tensor, ...]:
     """Cached 0-dim tensors holding ``values`` (read-only: never modify them in place).
 

@@ -68,10 +68,7 @@ class PowerSpherical(Distribution):
         """log C_m(k), shape batch_shape."""
         alpha, beta = self._alpha_beta
         return -(
-            (alpha + beta) * math.log(2.0)
-            + beta * math.log(math.pi)
-            + torch.lgamma(alpha)
-            - torch.lgamma(alpha + beta)
+            (alpha + beta) * math.log(2.0) + beta * math.log(math.pi) + torch.lgamma(alpha) - torch.lgamma(alpha + beta)
         )
 
     def log_prob(self, value: Tensor) -> Tensor:
@@ -96,5 +93,7 @@ class PowerSpherical(Distribution):
 @register_kl(PowerSpherical, HypersphericalUniform)
 def _kl_power_spherical_uniform(p: PowerSpherical, q: HypersphericalUniform) -> Tensor:
     if p.dim != q.dim:
-        raise ValueError(f"KL between a Power Spherical on S^{p.dim - 1} and a uniform on S^{q.dim - 1}: dimensions differ")
+        raise ValueError(
+            f"KL between a Power Spherical on S^{p.dim - 1} and a uniform on S^{q.dim - 1}: dimensions differ"
+        )
     return log_sphere_surface(p.dim) - p.entropy()

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import torch
 from torch import Tensor
@@ -70,7 +70,7 @@ def _debye_coefficients(n_terms: int) -> list[list[Fraction]]:
 _DEBYE = _debye_coefficients(_DEBYE_TERMS)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _debye_constants(device: torch.device) -> tuple[Tensor, Tensor]:
     """(powers, coef): powers = 0..K, coef ((K+1)², 2) with S and T as f @ coef.
 
@@ -150,9 +150,11 @@ def _debye(v: Tensor | float, x: Tensor) -> tuple[Tensor, Tensor]:
         r = torch.hypot(x, v_t)
         log_r = torch.log(r)
         # s = S / sqrt(r), t = T / sqrt(r): the exponents are -n - 1/2
-        s, t = (torch.exp(torch.outer(log_r, neg_n)) @ coef).unbind(-1) if x.dim() == 1 else (
-            torch.exp(log_r.unsqueeze(-1) * neg_n) @ coef
-        ).unbind(-1)
+        s, t = (
+            (torch.exp(torch.outer(log_r, neg_n)) @ coef).unbind(-1)
+            if x.dim() == 1
+            else (torch.exp(log_r.unsqueeze(-1) * neg_n) @ coef).unbind(-1)
+        )
         v_plus_r = r + v_t
         log_i = torch.log(s) + (r - v_t * torch.log(v_plus_r) + const)
         ratio = x * (torch.reciprocal(v_plus_r) - (t / s + 0.5) / (r * r))

@@ -26,14 +26,13 @@ to 1. This module provides
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from ._fast import constants
-
 
 #: Wood proposals per sample in one round. The acceptance rate is above 0.65
 #: for every m >= 2, k > 0 (tests/test_vmf_sampling.py checks it), so one round
@@ -56,7 +55,7 @@ _QUADRATURE_NODES = 64
 _TRUNCATION_LOG = 40.0
 
 
-@lru_cache(maxsize=None)
+@cache
 def _quadrature(device: torch.device) -> tuple[Tensor, Tensor]:
     """(u, 2 q W) for the 64-point Gauss-Legendre rule (nodes q, weights W) on [0, 1].
 
@@ -176,8 +175,10 @@ def _sample_t_large(k: Tensor, m: int, b: Tensor, c: Tensor, half_one_plus_b: Te
         if pending.numel() == 0:
             return _t_from_ratio(b, ratio).reshape(k.shape), ratio.reshape(k.shape)
     bad = k.reshape(-1)[pending][:3].tolist()
-    raise RuntimeError(f"vMF rejection sampler: no proposal accepted after {MAX_LARGE_ROUNDS * LARGE_PROPOSALS} "
-                       f"tries for concentration(s) {bad}; concentrations must be finite and positive")
+    raise RuntimeError(
+        f"vMF rejection sampler: no proposal accepted after {MAX_LARGE_ROUNDS * LARGE_PROPOSALS} "
+        f"tries for concentration(s) {bad}; concentrations must be finite and positive"
+    )
 
 
 def pathwise_t(k: Tensor, m: int, noise: Tensor) -> Tensor:

@@ -139,9 +139,7 @@ class VonMisesFisher(Distribution):
 
     def entropy(self) -> Tensor:
         k64, log_i, mean_w = self._bessel
-        return self._of_concentration(
-            log_sphere_surface(self.dim) + log_i - k64 * mean_w, lambda: -self._k_dA_dk()
-        )
+        return self._of_concentration(log_sphere_surface(self.dim) + log_i - k64 * mean_w, lambda: -self._k_dA_dk())
 
     def kl_to_uniform(self) -> Tensor:
         """KL(vMF || Uniform(S^(m-1))) = k A_m(k) - log Ĩ_v(k) >= 0, shape batch_shape.

@@ -18,9 +18,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from ..checks import check_inside
 from ..errors import ConfigError
 from ..records import LOG_FILE
-from ..checks import check_inside
 from ..tasks.harness import run_one
 from ..training import TrainingFailed
 from . import resolvers  # noqa: F401  (registers ${svae_fmt:...} for hydra/default.yaml)

@@ -43,8 +43,9 @@ def check_job(job: Job, checked_data: set | None = None) -> None:
             checked_data.add(dataset_key)
     check_inside(job.run_dir, values["runs_root"])
     if not _writable(Path(str(values["runs_root"]))):
-        raise ConfigError(f"runs_root={values['runs_root']} is not writable (or not a directory); choose "
-                          f"another with runs_root=DIR")
+        raise ConfigError(
+            f"runs_root={values['runs_root']} is not writable (or not a directory); choose another with runs_root=DIR"
+        )
 
 
 def check_run_overrides(args: list[str]) -> str | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -18,8 +17,17 @@ from ..checks import resolved
 from ..errors import ConfigError
 
 #: Hydra flags whose next argument is their value (not an override)
-_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--shell-completion", "-sc",
-                     "--experimental-rerun"}
+_FLAGS_WITH_VALUE = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--info",
+    "-i",
+    "--shell-completion",
+    "-sc",
+    "--experimental-rerun",
+}
 _OWN_CONFIG_FLAGS = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd")
 
 
@@ -123,8 +131,7 @@ def compose_jobs(overrides: list[str], multirun: bool | None = None) -> list[Job
             params = swept.hydra.sweeper.params
             params = {} if params is None else OmegaConf.to_container(params, resolve=True)
             lines = [f"{k}={v}" for k, v in params.items() if k not in given] + list(overrides)
-            jobs = [job for batch in BasicSweeper.split_arguments(parser.parse_overrides(lines), None)
-                    for job in batch]
+            jobs = [job for batch in BasicSweeper.split_arguments(parser.parse_overrides(lines), None) for job in batch]
             groups = config_groups()
             parsed_lines: dict[str, object] = {}  # each distinct "key=value" is parsed once
             combos: dict[tuple[str, ...], _Combo] = {}
@@ -136,8 +143,9 @@ def compose_jobs(overrides: list[str], multirun: bool | None = None) -> list[Job
                 job_parsed = [parsed_lines[line] for line in job]
                 group_lines = tuple(o.input_line for o in job_parsed if o.key_or_group.lstrip("+~") in groups)
                 if group_lines not in combos:
-                    combos[group_lines] = _Combo(compose("config", overrides=list(group_lines),
-                                                         return_hydra_config=True))
+                    combos[group_lines] = _Combo(
+                        compose("config", overrides=list(group_lines), return_hydra_config=True)
+                    )
                 combo = combos[group_lines]
                 out.append(combo.job([o for o in job_parsed if o.key_or_group.lstrip("+~") not in groups]))
             return out

@@ -43,9 +43,17 @@ class VAE(nn.Module):
     outputs the mean, fixed std ``obs_scale``).
     """
 
-    def __init__(self, observed_dim: int, latent_dim: int, hidden_dims: list[int], latent: str,
-                 likelihood: str, obs_scale: float = 1.0, activation: str = "relu",
-                 concentration_offset: float = 1.0):
+    def __init__(
+        self,
+        observed_dim: int,
+        latent_dim: int,
+        hidden_dims: list[int],
+        latent: str,
+        likelihood: str,
+        obs_scale: float = 1.0,
+        activation: str = "relu",
+        concentration_offset: float = 1.0,
+    ):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ConfigError(f"model.activation={activation!r} is unknown; allowed: {', '.join(ACTIVATIONS)}")
@@ -55,7 +63,9 @@ class VAE(nn.Module):
             raise ConfigError(f"dataset.obs_scale={obs_scale} must be > 0")
         hidden = list(hidden_dims)
         self.encoder = mlp([observed_dim, *hidden], activation)
-        self.head: LatentHead = build_head(latent, hidden[-1] if hidden else observed_dim, latent_dim, concentration_offset)
+        self.head: LatentHead = build_head(
+            latent, hidden[-1] if hidden else observed_dim, latent_dim, concentration_offset
+        )
         self.decoder = nn.Sequential(
             mlp([self.head.ambient_dim, *reversed(hidden)], activation),
             nn.Linear(hidden[0] if hidden else self.head.ambient_dim, observed_dim),

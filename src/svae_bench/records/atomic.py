@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -24,15 +24,25 @@ def git_commit() -> str | None:
     """The commit of the source tree this package runs from (with '+dirty' if modified), or None."""
     src = Path(__file__).resolve().parent
     try:
-        tracked = subprocess.run(["git", "ls-files", "--error-unmatch", Path(__file__).name], cwd=src,
-                                 capture_output=True, text=True, timeout=10)
+        tracked = subprocess.run(
+            ["git", "ls-files", "--error-unmatch", Path(__file__).name],
+            cwd=src,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         if tracked.returncode != 0:  # an installed copy, not a checkout
             return None
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=10)
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=src,
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=src,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None

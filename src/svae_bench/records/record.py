@@ -43,8 +43,14 @@ def complete_record(identity: dict[str, Any], metrics: dict[str, Any], **fields:
 
 def failed_record(identity: dict[str, Any], reason: str, events: list, **fields: Any) -> dict[str, Any]:
     """A record that says failed, with the reason and no metrics: no table ever uses it."""
-    return {"schema_version": SCHEMA_VERSION, "status": "failed", "reason": reason, "events": events, **identity,
-            **fields}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": "failed",
+        "reason": reason,
+        "events": events,
+        **identity,
+        **fields,
+    }
 
 
 def read_result(run_dir: str | os.PathLike) -> dict | None:
@@ -97,8 +103,7 @@ def check_record(raw: Any, required: tuple[str, ...]) -> dict[str, Any]:
     record = {**raw, "experiment": "default" if raw.get("experiment") is None else raw["experiment"]}
     for key in ("experiment", "model", "dataset"):
         if key in record and (not isinstance(record[key], str) or not 0 < len(record[key]) <= MAX_NAME):
-            raise RecordError(f"{key} is not a non-empty string of at most {MAX_NAME} characters: "
-                              f"{shown(record[key])}")
+            raise RecordError(f"{key} is not a non-empty string of at most {MAX_NAME} characters: {shown(record[key])}")
     for key, (lo, hi) in INT_RANGES.items():
         if key not in record:
             continue

@@ -37,8 +37,13 @@ DEFAULT_STALE_AFTER_S = 6 * 3600.0
 
 
 def write_status(run_dir: Path, status: str, **fields: Any) -> None:
-    record = {"status": status, "host": socket.gethostname(), "pid": os.getpid(), "updated": round(time.time(), 3),
-              **fields}
+    record = {
+        "status": status,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "updated": round(time.time(), 3),
+        **fields,
+    }
     write_json_atomic(Path(run_dir) / STATUS_FILE, record)
 
 
@@ -96,14 +101,14 @@ class RunLock:
             self._fd = None
 
     def holder(self) -> str:
-        """"process <pid> on <host>" as the lock file says, for messages."""
+        """ "process <pid> on <host>" as the lock file says, for messages."""
         try:
             info = json.loads(self.path.read_text()[:1000])
             return f"process {info['pid']} on {info['host']}"
         except (OSError, ValueError, KeyError, TypeError):
             return "another process"
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -139,8 +144,9 @@ def run_state(run_dir: Path, stale_after: float = DEFAULT_STALE_AFTER_S) -> tupl
     if is_locked(run_dir):
         return "running", status or {}
     if status is None:
-        started = run_dir.is_dir() and any((run_dir / name).exists() for name in (CONFIG_FILE, METRICS_FILE,
-                                                                                  STATE_FILE, RESULT_FILE))
+        started = run_dir.is_dir() and any(
+            (run_dir / name).exists() for name in (CONFIG_FILE, METRICS_FILE, STATE_FILE, RESULT_FILE)
+        )
         return ("interrupted" if started else "missing"), {}
     if status.get("status") == "failed":
         return "failed", status

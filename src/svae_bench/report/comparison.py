@@ -63,11 +63,11 @@ def reference_values(reference: pd.DataFrame, number: int) -> dict[tuple[str, in
 @dataclass
 class ComparisonRow:
     d: int
-    metric: str                                   # runs.csv column: ll, elbo, re, kl, knn_acc_<labels>
-    ours: dict[str, T.Stat | None]                # model -> our values (display units)
-    paper: dict[str, tuple[float, float]]         # model -> (mean, std); std NaN when not published
-    pvalue: float                                 # Welch, ours; NaN when undefined
-    bold: str | None                              # the model whose cell is bold, if any
+    metric: str  # runs.csv column: ll, elbo, re, kl, knn_acc_<labels>
+    ours: dict[str, T.Stat | None]  # model -> our values (display units)
+    paper: dict[str, tuple[float, float]]  # model -> (mean, std); std NaN when not published
+    pvalue: float  # Welch, ours; NaN when undefined
+    bold: str | None  # the model whose cell is bold, if any
 
     def diff(self, model: str) -> float:
         stat = self.ours.get(model)
@@ -92,8 +92,8 @@ class ComparisonRow:
 
 @dataclass
 class Comparison:
-    number: int                 # 1 or 2
-    table: T.Table              # the reproduced table it compares
+    number: int  # 1 or 2
+    table: T.Table  # the reproduced table it compares
     rows: list[ComparisonRow]
 
     @property
@@ -117,10 +117,10 @@ def build_comparison(table: T.Table, reference: pd.DataFrame | None = None) -> C
             ours = {model: table.stat((d,), (model, metric)) for model in COMPARED}
             a, b = ours["nvae"], ours["svae"]
             pvalue = T.welch_pvalue(a.values, b.values) if a is not None and b is not None else math.nan
-            bold = next((model for (row, (model, m)) in table.bold if row == (d,) and m == metric
-                         and model in COMPARED), None)
-            rows.append(ComparisonRow(d, metric, ours, {m: published[(m, d, metric)] for m in COMPARED},
-                                      pvalue, bold))
+            bold = next(
+                (model for (row, (model, m)) in table.bold if row == (d,) and m == metric and model in COMPARED), None
+            )
+            rows.append(ComparisonRow(d, metric, ours, {m: published[(m, d, metric)] for m in COMPARED}, pvalue, bold))
     return Comparison(table.number, table, rows) if rows else None
 
 
@@ -201,21 +201,30 @@ def comparison_caption(comp: Comparison, latex: bool) -> str:
     n = mk.math(f"n = {lo}", f"n = {lo}") if lo == hi else mk.math(f"n = {lo}", f"n = {lo}") + "--" + str(hi)
     head = f"{mk.text(table.dataset)} (experiment {mk.text(table.experiment)}{T.budget_text(table.budgets, mk)})"
     minus = mk.math("-", "−")
-    return (f"{head} against {PAPER}, Table {comp.number}: {what}. Ours: mean {pm} std over {n} runs; "
-            f"paper: published mean (std where published); {delta} = ours {minus} paper. "
-            f"Order: sign of S-VAE {minus} N-VAE; holds: our order is the paper's. Bold: the better of ours "
-            f"({better}) where a Welch t-test gives {p_rule}; p is that test's p-value. "
-            f"Source: {mk.code(table.source)}.")
+    return (
+        f"{head} against {PAPER}, Table {comp.number}: {what}. Ours: mean {pm} std over {n} runs; "
+        f"paper: published mean (std where published); {delta} = ours {minus} paper. "
+        f"Order: sign of S-VAE {minus} N-VAE; holds: our order is the paper's. Bold: the better of ours "
+        f"({better}) where a Welch t-test gives {p_rule}; p is that test's p-value. "
+        f"Source: {mk.code(table.source)}."
+    )
 
 
 def _cells(comp: Comparison, row: ComparisonRow, latex: bool) -> list[str]:
     dec = comp.decimals
     cells = [str(row.d), metric_label(comp.number, row.metric, latex)]
     for model in COMPARED:
-        cells += [ours_text(row, model, dec, latex), paper_text(*row.paper[model], dec, latex),
-                  diff_text(row.diff(model), dec, latex)]
-    cells += [order_text(row.paper_order, latex), order_text(row.our_order, latex),
-              pvalue_text(row.pvalue, latex), holds_text(row.holds, latex)]
+        cells += [
+            ours_text(row, model, dec, latex),
+            paper_text(*row.paper[model], dec, latex),
+            diff_text(row.diff(model), dec, latex),
+        ]
+    cells += [
+        order_text(row.paper_order, latex),
+        order_text(row.our_order, latex),
+        pvalue_text(row.pvalue, latex),
+        holds_text(row.holds, latex),
+    ]
     return cells
 
 
@@ -225,13 +234,18 @@ def render_comparison_latex(comp: Comparison) -> str:
     rules = [r"\cmidrule(lr){3-5}", r"\cmidrule(lr){6-8}", r"\cmidrule(lr){9-12}"]
     header = ["$d$", "metric"] + ["ours", "paper", r"$\Delta$"] * 2 + ["paper", "ours", "$p$", "holds"]
     lines = [
-        r"\begin{table}[htbp]", r"\centering", r"\small",
+        r"\begin{table}[htbp]",
+        r"\centering",
+        r"\small",
         rf"\caption{{{comparison_caption(comp, latex=True)}}}",
         rf"\label{{tab:table{comp.number}-vs-paper-{T.table_label(comp.table).split('-', 1)[1]}}}",
         r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
-        r"\begin{tabular}{llcccccccccc}", r"\toprule",
-        " & ".join(["", ""] + groups) + r" \\", " ".join(rules),
-        " & ".join(header) + r" \\", r"\midrule",
+        r"\begin{tabular}{llcccccccccc}",
+        r"\toprule",
+        " & ".join(["", ""] + groups) + r" \\",
+        " ".join(rules),
+        " & ".join(header) + r" \\",
+        r"\midrule",
     ]
     previous_d = None
     for row in comp.rows:
@@ -245,12 +259,20 @@ def render_comparison_latex(comp: Comparison) -> str:
 
 def render_comparison_markdown(comp: Comparison) -> str:
     table = comp.table
-    title = (f"### Table {comp.number} against the paper: {T.markdown_escape(table.dataset)} "
-             f"(experiment {T.markdown_escape(table.experiment)})")
+    title = (
+        f"### Table {comp.number} against the paper: {T.markdown_escape(table.dataset)} "
+        f"(experiment {T.markdown_escape(table.experiment)})"
+    )
     header = ["d", "metric"] + [f"{T.model_name(m)} {h}" for m in COMPARED for h in ("ours", "paper", "Δ")]
     header += ["paper order", "our order", "p (Welch)", "holds"]
-    lines = [title, "", comparison_caption(comp, latex=False), "",
-             "| " + " | ".join(header) + " |", "|" + "|".join("---:" for _ in header) + "|"]
+    lines = [
+        title,
+        "",
+        comparison_caption(comp, latex=False),
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---:" for _ in header) + "|",
+    ]
     lines += ["| " + " | ".join(_cells(comp, row, latex=False)) + " |" for row in comp.rows]
     return "\n".join(lines) + "\n"
 
@@ -259,15 +281,33 @@ def comparison_frame(comp: Comparison) -> pd.DataFrame:
     """Numeric rows: experiment, dataset, budget, d, metric, per model ours/paper/diff, orders, p, holds."""
     records: list[dict[str, Any]] = []
     for row in comp.rows:
-        record: dict[str, Any] = {"experiment": comp.table.experiment, "dataset": comp.table.dataset,
-                                  "budget": ",".join(comp.table.budgets), "d": row.d, "metric": row.metric}
+        record: dict[str, Any] = {
+            "experiment": comp.table.experiment,
+            "dataset": comp.table.dataset,
+            "budget": ",".join(comp.table.budgets),
+            "d": row.d,
+            "metric": row.metric,
+        }
         for model in COMPARED:
             stat = row.ours.get(model) or T.Stat(np.empty(0))
-            record.update({f"{model}_mean": stat.mean, f"{model}_std": stat.std, f"{model}_n": stat.n,
-                           f"{model}_paper_mean": row.paper[model][0], f"{model}_paper_std": row.paper[model][1],
-                           f"{model}_diff": row.diff(model)})
-        record.update({"paper_order": row.paper_order, "our_order": row.our_order, "welch_p": row.pvalue,
-                       "order_holds": "" if row.holds is None else ("yes" if row.holds else "no")})
+            record.update(
+                {
+                    f"{model}_mean": stat.mean,
+                    f"{model}_std": stat.std,
+                    f"{model}_n": stat.n,
+                    f"{model}_paper_mean": row.paper[model][0],
+                    f"{model}_paper_std": row.paper[model][1],
+                    f"{model}_diff": row.diff(model),
+                }
+            )
+        record.update(
+            {
+                "paper_order": row.paper_order,
+                "our_order": row.our_order,
+                "welch_p": row.pvalue,
+                "order_holds": "" if row.holds is None else ("yes" if row.holds else "no"),
+            }
+        )
         records.append(record)
     return pd.DataFrame(records)
 
@@ -279,8 +319,9 @@ def render_comparison_outputs(comparisons: list[Comparison]) -> dict[str, str]:
         comps = [c for c in comparisons if c.number == number]
         if not comps:
             continue
-        out[f"table{number}_vs_paper.csv"] = pd.concat([comparison_frame(c) for c in comps],
-                                                       ignore_index=True).to_csv(index=False)
+        out[f"table{number}_vs_paper.csv"] = pd.concat([comparison_frame(c) for c in comps], ignore_index=True).to_csv(
+            index=False
+        )
         out[f"table{number}_vs_paper.tex"] = "\n".join(render_comparison_latex(c) for c in comps)
         out[f"table{number}_vs_paper.md"] = "\n".join(render_comparison_markdown(c) for c in comps)
     return out

@@ -50,8 +50,20 @@ from ..plots import (
 )
 from ..records import RESULT_FILE, read_result
 
-__all__ = ["DPI", "PANEL_SIZE", "SINGLE_SIZE", "RunLatent", "compose_panel", "compose_runs", "find_runs",
-           "hammer_projection", "load_run", "panel_title", "save_latent_png", "sort_runs"]
+__all__ = [
+    "DPI",
+    "PANEL_SIZE",
+    "SINGLE_SIZE",
+    "RunLatent",
+    "compose_panel",
+    "compose_runs",
+    "find_runs",
+    "hammer_projection",
+    "load_run",
+    "panel_title",
+    "save_latent_png",
+    "sort_runs",
+]
 
 #: Display order of the models in the composed figure, and their names.
 _MODEL_ORDER = {"ae": 0, "nvae": 1, "svae": 2, "psvae": 3}
@@ -121,7 +133,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunLatent:
 
 
 def panel_title(model: str, beta: float) -> str:
-    """"AE", "N-VAE, β = 0.1", "S-VAE", "PS-VAE" (β shown for S-/PS-VAE only if != 1)."""
+    """ "AE", "N-VAE, β = 0.1", "S-VAE", "PS-VAE" (β shown for S-/PS-VAE only if != 1)."""
     key = model.lower()
     name = _MODEL_NAMES.get(key, model)
     has_beta = beta is not None and math.isfinite(beta)
@@ -196,8 +208,10 @@ def _add_label_legend(fig: Any, run: RunLatent) -> None:
     if not 1 < classes.size <= 10:
         return
     colors = label_colors(classes, classes.size)
-    handles = [Line2D([], [], marker="o", linestyle="", markersize=5, color=c, label=str(int(v)))
-               for v, c in zip(classes, colors)]
+    handles = [
+        Line2D([], [], marker="o", linestyle="", markersize=5, color=c, label=str(int(v)))
+        for v, c in zip(classes, colors)
+    ]
     title = LABEL_NAMES.get(str(run.result.get("dataset", "")), "label")
     fig.legend(handles=handles, title=title, loc="outside right center", frameon=False, fontsize=8)
 

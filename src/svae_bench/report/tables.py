@@ -63,10 +63,8 @@ A missing ``experiment`` means ``"default"``.
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
-import sys
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -84,8 +82,19 @@ MODEL_NAMES: dict[str, str] = {"ae": "AE", "nvae": "N-VAE", "svae": "S-VAE", "ps
 REQUIRED_KEYS: tuple[str, ...] = ("model", "dataset", "latent_dim", "beta", "seed", "metrics")
 SCALAR_METRICS: tuple[str, ...] = ("elbo", "re", "kl", "ll")
 RUN_COLUMNS: tuple[str, ...] = (
-    "path", "experiment", "dataset", "model", "latent_dim", "ambient_dim", "beta", "seed", "budget",
-    "epochs", "best_epoch", "train_seconds", "eval_seconds",
+    "path",
+    "experiment",
+    "dataset",
+    "model",
+    "latent_dim",
+    "ambient_dim",
+    "beta",
+    "seed",
+    "budget",
+    "epochs",
+    "best_epoch",
+    "train_seconds",
+    "eval_seconds",
 )
 INT_COLUMNS: tuple[str, ...] = ("latent_dim", "ambient_dim", "seed", "epochs", "best_epoch")
 CELL_KEYS: tuple[str, ...] = ("experiment", "dataset", "model", "latent_dim", "beta")
@@ -103,8 +112,8 @@ ALPHA = 0.01
 EMPTY_TEXT = "–"  # en dash, Markdown
 EMPTY_LATEX = "--"
 
-Row = tuple[Any, ...]      # (d,) or (beta, d)
-Col = tuple[str, str]      # (model, metric column in runs.csv)
+Row = tuple[Any, ...]  # (d,) or (beta, d)
+Col = tuple[str, str]  # (model, metric column in runs.csv)
 Cell = tuple[Row, Col]
 
 
@@ -225,8 +234,9 @@ def collect_runs(runs_dir: Path) -> tuple[list[dict[str, Any]], list[tuple[Path,
             continue
         key = (row["experiment"], row["dataset"], row["model"], row["latent_dim"], row["beta"], row["seed"])
         if key in seen:
-            skipped.append((path, f"duplicate of run {seen[key]!r} (same experiment, dataset, model, "
-                                  "latent_dim, beta, seed)"))
+            skipped.append(
+                (path, f"duplicate of run {seen[key]!r} (same experiment, dataset, model, latent_dim, beta, seed)")
+            )
             continue
         seen[key] = row["path"]
         rows.append(row)
@@ -243,7 +253,7 @@ def _model_rank(model: str) -> tuple[int, str]:
 def _sort_key(column: pd.Series) -> pd.Series:
     """sort_values key: models in MODEL_ORDER, then others alphabetically; other columns as they are."""
     if column.name == "model":
-        return column.map(lambda m: "%d:%s" % _model_rank(m))
+        return column.map(lambda m: "{}:{}".format(*_model_rank(m)))
     return column
 
 
@@ -263,7 +273,7 @@ def runs_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     frame = frame.reindex(columns=columns)
     for name in INT_COLUMNS:
         frame[name] = pd.array([None if pd.isna(v) else int(v) for v in frame[name]], dtype="Int64")
-    for name in ("beta", "train_seconds", "eval_seconds", *columns[len(RUN_COLUMNS):]):
+    for name in ("beta", "train_seconds", "eval_seconds", *columns[len(RUN_COLUMNS) :]):
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
     order = ["experiment", "dataset", "model", "latent_dim", "beta", "seed", "path"]
     return frame.sort_values(order, key=_sort_key, kind="stable").reset_index(drop=True)
@@ -334,8 +344,8 @@ class Stat:
 class BetaChoice:
     """Which runs of one (experiment, dataset) a table shows; see the module docstring."""
 
-    mode: str                    # "single", "only-1" or "by-beta"
-    betas: tuple[float, ...]     # betas present (of non-ae runs when there are any)
+    mode: str  # "single", "only-1" or "by-beta"
+    betas: tuple[float, ...]  # betas present (of non-ae runs when there are any)
 
     @property
     def row_names(self) -> tuple[str, ...]:
@@ -351,17 +361,17 @@ class BetaChoice:
 class Table:
     """One rendered table: rows (d or (beta, d)) by columns (model, metric)."""
 
-    number: int                       # 1 or 2: the paper's table layout
+    number: int  # 1 or 2: the paper's table layout
     experiment: str
     dataset: str
-    rows: list[Row]                   # (d,) or (beta, d), see row_names
+    rows: list[Row]  # (d,) or (beta, d), see row_names
     columns: list[Col]
     cells: dict[Cell, Stat]
     decimals: int
     choice: BetaChoice
-    source: str                       # the runs directory, for the caption
+    source: str  # the runs directory, for the caption
     bold: set[Cell] = field(default_factory=set)
-    budgets: tuple[str, ...] = ()     # training budgets of the runs shown (conf/budget)
+    budgets: tuple[str, ...] = ()  # training budgets of the runs shown (conf/budget)
 
     @property
     def row_names(self) -> tuple[str, ...]:
@@ -412,8 +422,7 @@ def build_table(number: int, group: pd.DataFrame, experiment: str, dataset: str,
         models = _ordered_models(selected["model"])
     else:
         metrics, scale, decimals = knn_columns(selected.columns), 100.0, 1
-        measured = (selected[metrics].notna().any(axis=1) if metrics
-                    else pd.Series(False, index=selected.index))
+        measured = selected[metrics].notna().any(axis=1) if metrics else pd.Series(False, index=selected.index)
         models = _ordered_models(selected.loc[measured, "model"])  # models with any k-NN value
     cells: dict[Cell, Stat] = {}
     for (model, *keys), frame in selected.groupby(["model", *_row_cols(choice.row_names)]):
@@ -463,8 +472,16 @@ def build_tables(runs: pd.DataFrame, source: str) -> list[tuple[Table, Table]]:
 # --------------------------------------------------------------------------- formatting
 
 _LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
 }
 _LATEX_RE = re.compile("|".join(re.escape(c) for c in _LATEX_SPECIAL))
 _MD_RE = re.compile(r"([\\`*_|\[\]<>])")
@@ -563,8 +580,10 @@ def caption(table: Table, latex: bool) -> str:
     nv, sv = (mk.text(model_name(m)) for m in BOLD_PAIR)
     if table.number == 1:
         what = f"test log-likelihood LL, ELBO {lq}, reconstruction term RE and KL (nats)"
-        bold_rule = (f"Bold: the better of {nv} and {sv} (higher LL, {lq}, RE) where a Welch t-test "
-                     f"gives {p_rule}; KL is not compared.")
+        bold_rule = (
+            f"Bold: the better of {nv} and {sv} (higher LL, {lq}, RE) where a Welch t-test "
+            f"gives {p_rule}; KL is not compared."
+        )
     else:
         labels = ", ".join(dict.fromkeys(_metric_label(table, m, latex) for _, m in table.columns))
         percent = mk.text("%")
@@ -572,8 +591,10 @@ def caption(table: Table, latex: bool) -> str:
         bold_rule = f"Bold: the higher of {nv} and {sv} where a Welch t-test gives {p_rule}."
     head = f"{mk.text(table.dataset)} (experiment {mk.text(table.experiment)}{budget_text(table.budgets, mk)})"
     runs = "run" if table.n_range()[1] == 1 else "runs"
-    return (f"{head}: {what}, mean {pm} std over {_n_text(table, mk)} {runs} per cell. "
-            f"{_beta_note(table.choice, mk)} {bold_rule} Source: {mk.code(table.source)}.")
+    return (
+        f"{head}: {what}, mean {pm} std over {_n_text(table, mk)} {runs} per cell. "
+        f"{_beta_note(table.choice, mk)} {bold_rule} Source: {mk.code(table.source)}."
+    )
 
 
 def render_latex(table: Table, bold: set[Cell] | None = None) -> str:
@@ -611,8 +632,11 @@ def render_latex(table: Table, bold: set[Cell] | None = None) -> str:
         cells = _row_label(table, row)
         for col in table.columns:
             stat = table.stat(row, col)
-            cells.append(EMPTY_LATEX if stat is None else
-                         format_mean_std(stat, table.decimals, latex=True, bold=(row, col) in bold))
+            cells.append(
+                EMPTY_LATEX
+                if stat is None
+                else format_mean_std(stat, table.decimals, latex=True, bold=(row, col) in bold)
+            )
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", "}", r"\end{table}"]
     return "\n".join(lines) + "\n"
@@ -626,22 +650,28 @@ def table_label(table: Table) -> str:
 def render_markdown(table: Table, bold: set[Cell] | None = None) -> str:
     """A heading, the caption and a pipe table; ``bold`` defaults to ``table.bold``."""
     bold = table.bold if bold is None else bold
-    title = (f"### Table {table.number}: {markdown_escape(table.dataset)} "
-             f"(experiment {markdown_escape(table.experiment)})")
+    title = (
+        f"### Table {table.number}: {markdown_escape(table.dataset)} (experiment {markdown_escape(table.experiment)})"
+    )
     if not table.rows or not table.columns:
         return f"{title}\n\nNo data (no k-NN accuracies in these runs). Source: `{table.source}`.\n"
     key_labels = ["β" if n == "beta" else "d" for n in table.row_names]
-    header = key_labels + [f"{markdown_escape(model_name(m))} {_metric_label(table, metric, False)}"
-                           for m, metric in table.columns]
-    lines = [title, "", caption(table, latex=False), "",
-             "| " + " | ".join(header) + " |",
-             "|" + "|".join("---:" for _ in header) + "|"]
+    header = key_labels + [
+        f"{markdown_escape(model_name(m))} {_metric_label(table, metric, False)}" for m, metric in table.columns
+    ]
+    lines = [
+        title,
+        "",
+        caption(table, latex=False),
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---:" for _ in header) + "|",
+    ]
     for row in table.rows:
         cells = _row_label(table, row)
         for col in table.columns:
             stat = table.stat(row, col)
-            cells.append(EMPTY_TEXT if stat is None else
-                         format_mean_std(stat, table.decimals, bold=(row, col) in bold))
+            cells.append(EMPTY_TEXT if stat is None else format_mean_std(stat, table.decimals, bold=(row, col) in bold))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -685,16 +715,16 @@ def tables_csv(tables: Sequence[Table]) -> str:
 
 def latex_document(body: str) -> str:
     """Wrap table snippets into a standalone, compilable LaTeX document."""
-    return "\n".join([
-        r"\documentclass{article}",
-        r"\usepackage[utf8]{inputenc}",
-        r"\usepackage[landscape, margin=1.5cm]{geometry}",
-        r"\usepackage{booktabs}",
-        r"\usepackage{graphicx}",
-        r"\begin{document}",
-        body.rstrip("\n"),
-        r"\end{document}",
-        "",
-    ])
-
-
+    return "\n".join(
+        [
+            r"\documentclass{article}",
+            r"\usepackage[utf8]{inputenc}",
+            r"\usepackage[landscape, margin=1.5cm]{geometry}",
+            r"\usepackage{booktabs}",
+            r"\usepackage{graphicx}",
+            r"\begin{document}",
+            body.rstrip("\n"),
+            r"\end{document}",
+            "",
+        ]
+    )

@@ -93,8 +93,10 @@ def skip_complete(cfg: DictConfig, out_dir: Path, previous: dict, locked: bool =
     log.info("skip: %s is complete (force=true re-runs it)", out_dir / RESULT_FILE)
     changed = config_differences(previous.get("config", {}), OmegaConf.to_container(cfg, resolve=True))
     if changed:
-        log.warning("note: the recorded run used different values for %s; force=true re-runs it with these",
-                    ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else ""))
+        log.warning(
+            "note: the recorded run used different values for %s; force=true re-runs it with these",
+            ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else ""),
+        )
     lock = None if locked else RunLock(out_dir)
     if lock is not None and not lock.acquire():
         return
@@ -128,14 +130,17 @@ def _run_and_record(task: Task, cfg: DictConfig, out_dir: Path, prepared) -> dic
     write_status(out_dir, "running", epoch=0)
     log.info("run %s: %s", out_dir, task.describe(cfg, prepared))
     config = OmegaConf.to_container(cfg, resolve=True)
-    ctx = RunContext(out_dir, resume_values(cfg, task.resume_ignored),
-                     lambda epoch: write_status(out_dir, "running", epoch=epoch))
+    ctx = RunContext(
+        out_dir, resume_values(cfg, task.resume_ignored), lambda epoch: write_status(out_dir, "running", epoch=epoch)
+    )
     try:
         output = task.run(cfg, prepared, ctx)
     except TrainingFailed as err:
         # A record that says failed, with no metrics: tables report it as skipped, never use it.
-        write_json_atomic(out_dir / RESULT_FILE, failed_record(task.identity(cfg), err.reason, err.events,
-                                                               **provenance, config=config))
+        write_json_atomic(
+            out_dir / RESULT_FILE,
+            failed_record(task.identity(cfg), err.reason, err.events, **provenance, config=config),
+        )
         write_status(out_dir, "failed", reason=err.reason, events=err.events)
         log.error("failed: %s (result.json says failed; no metric of this run enters a table)", err.reason)
         raise
@@ -145,8 +150,9 @@ def _run_and_record(task: Task, cfg: DictConfig, out_dir: Path, prepared) -> dic
         # Not a result: status.json says failed with the reason, so `status` never shows it as running.
         write_status(out_dir, "failed", reason=f"{type(err).__name__}: {str(err)[:300]}")
         raise
-    record = complete_record({**task.identity(cfg), **output.identity}, output.metrics, **output.fields,
-                             **provenance, config=config)
+    record = complete_record(
+        {**task.identity(cfg), **output.identity}, output.metrics, **output.fields, **provenance, config=config
+    )
     write_json_atomic(out_dir / RESULT_FILE, record)
     write_status(out_dir, "complete", epoch=output.fields.get("epochs"))
     remove_state(out_dir)  # the record is complete: the resumable state is no longer needed

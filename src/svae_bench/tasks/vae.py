@@ -18,15 +18,15 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from ..checks import check_device
 from ..data import DataBundle, build_dataset, check_data_available
 from ..models import VAE, build_model
 from ..plots import save_latent_png
 from ..records import CHECKPOINT_FILE, METRICS_FILE, format_number, save_torch_atomic, write_bytes_atomic
 from ..training import train
 from .base import RunContext, Task, TaskOutput
-from ..checks import check_device
-from .vae_checks import check_run_config
 from .registry import register_task
+from .vae_checks import check_run_config
 from .vae_metrics import codes, evaluate
 
 log = logging.getLogger("svae_bench")
@@ -60,9 +60,15 @@ class VaeTask(Task):
         check_data_available(values["dataset"])
 
     def identity(self, cfg: DictConfig) -> dict[str, Any]:
-        return {"task": self.name, "experiment": str(cfg.experiment_name), "model": str(cfg.model.name),
-                "dataset": str(cfg.dataset.name), "latent_dim": int(cfg.latent_dim), "beta": float(cfg.beta),
-                "seed": int(cfg.seed)}
+        return {
+            "task": self.name,
+            "experiment": str(cfg.experiment_name),
+            "model": str(cfg.model.name),
+            "dataset": str(cfg.dataset.name),
+            "latent_dim": int(cfg.latent_dim),
+            "beta": float(cfg.beta),
+            "seed": int(cfg.seed),
+        }
 
     def prepare(self, cfg: DictConfig) -> Prepared:
         device = pick_device(str(cfg.device))
@@ -76,15 +82,25 @@ class VaeTask(Task):
         return Prepared(data, model.to(device), device)
 
     def describe(self, cfg: DictConfig, prepared: Prepared) -> str:
-        return (f"{cfg.model.name} on {prepared.data.name}, d={cfg.latent_dim} (ambient "
-                f"{prepared.model.head.ambient_dim}), beta={cfg.beta}, seed={cfg.seed}, "
-                f"{len(prepared.data.train)} train points")
+        return (
+            f"{cfg.model.name} on {prepared.data.name}, d={cfg.latent_dim} (ambient "
+            f"{prepared.model.head.ambient_dim}), beta={cfg.beta}, seed={cfg.seed}, "
+            f"{len(prepared.data.train)} train points"
+        )
 
     def run(self, cfg: DictConfig, prepared: Prepared, ctx: RunContext) -> TaskOutput:
         model, data, device = prepared.model, prepared.data, prepared.device
-        result = train(model, data, cfg.trainer, float(cfg.beta), int(cfg.seed),
-                       metrics_path=ctx.out_dir / METRICS_FILE, run_dir=ctx.out_dir,
-                       resume_config=ctx.resume_config, on_epoch=ctx.on_epoch)
+        result = train(
+            model,
+            data,
+            cfg.trainer,
+            float(cfg.beta),
+            int(cfg.seed),
+            metrics_path=ctx.out_dir / METRICS_FILE,
+            run_dir=ctx.out_dir,
+            resume_config=ctx.resume_config,
+            on_epoch=ctx.on_epoch,
+        )
         save_torch_atomic(ctx.out_dir / CHECKPOINT_FILE, {"model": model.state_dict(), "epoch": result.best_epoch})
 
         t0 = time.perf_counter()
@@ -96,10 +112,15 @@ class VaeTask(Task):
         return TaskOutput(
             metrics=metrics,
             identity={"ambient_dim": int(model.head.ambient_dim), "budget": str(cfg.get("budget_name", "none"))},
-            fields={"epochs": result.epochs, "best_epoch": result.best_epoch,
-                    "resumed_from_epoch": result.resumed_from, "events": result.events,
-                    "train_seconds": round(result.seconds, 3), "eval_seconds": round(eval_seconds, 3),
-                    "device": str(device)},
+            fields={
+                "epochs": result.epochs,
+                "best_epoch": result.best_epoch,
+                "resumed_from_epoch": result.resumed_from,
+                "events": result.events,
+                "train_seconds": round(result.seconds, 3),
+                "eval_seconds": round(eval_seconds, 3),
+                "device": str(device),
+            },
             summary=summary_line(metrics),
         )
 
@@ -113,8 +134,13 @@ def summary_line(metrics: dict) -> str:
 def save_latent(out_dir, model: VAE, data: DataBundle, cfg: DictConfig) -> None:
     """latent.npz (test-set codes, labels, true sphere points) and, for d = 2, latent.png."""
     z = codes(model, data.test.x.to(next(model.parameters()).device)).cpu().numpy()
-    arrays = {"z": z, "labels": data.test.y.numpy(), "geometry": np.array(model.head.geometry),
-              "model": np.array(str(cfg.model.name)), "beta": np.array(float(cfg.beta))}
+    arrays = {
+        "z": z,
+        "labels": data.test.y.numpy(),
+        "geometry": np.array(model.head.geometry),
+        "model": np.array(str(cfg.model.name)),
+        "beta": np.array(float(cfg.beta)),
+    }
     if data.test.truth is not None:
         arrays["truth"] = data.test.truth.numpy()
     buf = io.BytesIO()

@@ -102,12 +102,22 @@ def _check_directions(ds: Mapping) -> None:
     if directions is None:
         return
     k, m = ds.get("n_components"), int(ds.get("sphere_dim", 0)) + 1
-    ok = isinstance(directions, list) and len(directions) == k and all(
-        isinstance(d, list) and len(d) == m and all(number()(x) is None for x in d)
-        and any(float(x) != 0 for x in d) for d in directions)
+    ok = (
+        isinstance(directions, list)
+        and len(directions) == k
+        and all(
+            isinstance(d, list)
+            and len(d) == m
+            and all(number()(x) is None for x in d)
+            and any(float(x) != 0 for x in d)
+            for d in directions
+        )
+    )
     if not ok:
-        raise ConfigError(f"dataset.directions={shown_value(directions)} must be null or {k} non-zero vectors of "
-                          f"{m} finite numbers (n_components vectors in R^(sphere_dim + 1))")
+        raise ConfigError(
+            f"dataset.directions={shown_value(directions)} must be null or {k} non-zero vectors of "
+            f"{m} finite numbers (n_components vectors in R^(sphere_dim + 1))"
+        )
 
 
 def _check_model_choices(model: Mapping) -> None:
@@ -137,19 +147,23 @@ def check_run_config(cfg: Any, device: bool = True) -> dict:
     _check_model_choices(values["model"])
     ds = values["dataset"]
     if ds.get("name") not in DATASETS:
-        raise ConfigError(f"dataset.name={shown_value(ds.get('name'))} is unknown; allowed: {', '.join(sorted(DATASETS))}")
+        raise ConfigError(
+            f"dataset.name={shown_value(ds.get('name'))} is unknown; allowed: {', '.join(sorted(DATASETS))}"
+        )
     check_values(ds, DATASETS[ds["name"]], "dataset.")
     _check_directions(ds)
     n_train = n_train_points(ds)
     for n in values["eval"].get("knn_labels", []):
         if n > n_train:
-            raise ConfigError(f"eval.knn_labels contains {n!r}; allowed: integers from 1 to the {n_train} "
-                              f"training points")
+            raise ConfigError(
+                f"eval.knn_labels contains {n!r}; allowed: integers from 1 to the {n_train} training points"
+            )
     k = values["eval"].get("knn_neighbors")
     labels = values["eval"].get("knn_labels") or []
     if labels and k > min(labels):
-        raise ConfigError(f"eval.knn_neighbors={k} must be at most the smallest number of labels in "
-                          f"eval.knn_labels ({min(labels)})")
+        raise ConfigError(
+            f"eval.knn_neighbors={k} must be at most the smallest number of labels in eval.knn_labels ({min(labels)})"
+        )
     if device:
         check_device(values.get("device", "cpu"))
     return values

@@ -57,14 +57,23 @@ def importance_sampled(model: VAE, x: Tensor, n_samples: int, batch_points: int 
 @torch.no_grad()
 def reconstruction(model: VAE, x: Tensor, batch: int = 1000) -> float:
     """Mean log p(x|z) at the deterministic code (auto-encoder)."""
-    total = sum(model.log_likelihood(x[i : i + batch], model.code(x[i : i + batch])).sum().item()
-                for i in range(0, x.shape[0], batch))
+    total = sum(
+        model.log_likelihood(x[i : i + batch], model.code(x[i : i + batch])).sum().item()
+        for i in range(0, x.shape[0], batch)
+    )
     return total / x.shape[0]
 
 
-def knn_accuracy(train_codes: np.ndarray, train_labels: np.ndarray, test_codes: np.ndarray,
-                 test_labels: np.ndarray, n_labels: int, n_neighbors: int, repeats: int,
-                 rng: np.random.Generator) -> float:
+def knn_accuracy(
+    train_codes: np.ndarray,
+    train_labels: np.ndarray,
+    test_codes: np.ndarray,
+    test_labels: np.ndarray,
+    n_labels: int,
+    n_neighbors: int,
+    repeats: int,
+    rng: np.random.Generator,
+) -> float:
     """Mean test accuracy of k-NN fitted on ``n_labels`` random labelled training points."""
     if n_labels > len(train_labels):
         raise ConfigError(f"eval.knn_labels contains {n_labels}, more than the {len(train_labels)} training points")
@@ -79,8 +88,7 @@ def knn_accuracy(train_codes: np.ndarray, train_labels: np.ndarray, test_codes: 
     return float(np.mean(accs))
 
 
-def evaluate(model: VAE, train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, cfg,
-             seed: int) -> dict:
+def evaluate(model: VAE, train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, cfg, seed: int) -> dict:
     """All test metrics for one trained model (``cfg`` is the eval config group)."""
     model.eval()
     metrics: dict = {}
@@ -91,8 +99,16 @@ def evaluate(model: VAE, train_x: Tensor, train_y: Tensor, test_x: Tensor, test_
     rng = np.random.default_rng(seed)
     train_c, test_c = codes(model, train_x).cpu().numpy(), codes(model, test_x).cpu().numpy()
     metrics["knn_acc"] = {
-        str(n): knn_accuracy(train_c, train_y.cpu().numpy(), test_c, test_y.cpu().numpy(), int(n),
-                             int(cfg.knn_neighbors), int(cfg.knn_repeats), rng)
+        str(n): knn_accuracy(
+            train_c,
+            train_y.cpu().numpy(),
+            test_c,
+            test_y.cpu().numpy(),
+            int(n),
+            int(cfg.knn_neighbors),
+            int(cfg.knn_repeats),
+            rng,
+        )
         for n in cfg.knn_labels
     }
     return metrics

@@ -35,15 +35,26 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..records import STATE_FILE, write_csv_atomic
-from .state import CorruptCheckpoint, load_state, remove_state, rng_state, save_state, set_rng_state
 from ..data import DataBundle
 from ..models import VAE
+from ..records import STATE_FILE, write_csv_atomic
+from .state import CorruptCheckpoint, load_state, remove_state, rng_state, save_state, set_rng_state
 
 log = logging.getLogger(__name__)
 
-METRIC_COLUMNS = ["epoch", "beta_t", "train_objective", "train_elbo", "train_re", "train_kl",
-                  "val_objective", "val_elbo", "val_re", "val_kl", "seconds"]
+METRIC_COLUMNS = [
+    "epoch",
+    "beta_t",
+    "train_objective",
+    "train_elbo",
+    "train_re",
+    "train_kl",
+    "val_objective",
+    "val_elbo",
+    "val_re",
+    "val_kl",
+    "seconds",
+]
 #: offset between the seeds of successive fresh noise streams after a numerical fault
 _RETRY_SEED_STRIDE = 7919
 
@@ -56,7 +67,7 @@ class TrainResult:
     seconds: float
     history: list[dict] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
-    resumed_from: int = 0   # the epoch training continued after (0: from scratch)
+    resumed_from: int = 0  # the epoch training continued after (0: from scratch)
 
 
 class TrainingFailed(RuntimeError):
@@ -123,8 +134,17 @@ def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-def train(model: VAE, data: DataBundle, cfg, beta: float, seed: int, metrics_path=None,
-          run_dir: Path | None = None, resume_config: dict | None = None, on_epoch=None) -> TrainResult:
+def train(
+    model: VAE,
+    data: DataBundle,
+    cfg,
+    beta: float,
+    seed: int,
+    metrics_path=None,
+    run_dir: Path | None = None,
+    resume_config: dict | None = None,
+    on_epoch=None,
+) -> TrainResult:
     """Train in place; on return the model holds the best-validation weights.
 
     Args:
@@ -156,11 +176,20 @@ def train(model: VAE, data: DataBundle, cfg, beta: float, seed: int, metrics_pat
     start_epoch, resumed_from = 1, 0
 
     def snapshot(epoch: int) -> dict:
-        return {"epoch": epoch, "model": copy.deepcopy(model.state_dict()), "optimizer": copy.deepcopy(opt.state_dict()),
-                "best": best, "best_epoch": best_epoch, "since_best": since_best,
-                "best_state": copy.deepcopy(best_state), "history": copy.deepcopy(history),
-                "rng": rng_state(order_gen, binarize_gen), "events": copy.deepcopy(events), "lr": lr,
-                "config": resume_config or {}}
+        return {
+            "epoch": epoch,
+            "model": copy.deepcopy(model.state_dict()),
+            "optimizer": copy.deepcopy(opt.state_dict()),
+            "best": best,
+            "best_epoch": best_epoch,
+            "since_best": since_best,
+            "best_state": copy.deepcopy(best_state),
+            "history": copy.deepcopy(history),
+            "rng": rng_state(order_gen, binarize_gen),
+            "events": copy.deepcopy(events),
+            "lr": lr,
+            "config": resume_config or {},
+        }
 
     def restore(state: dict) -> None:
         nonlocal best, best_state, best_epoch, since_best, history, lr
@@ -193,8 +222,10 @@ def train(model: VAE, data: DataBundle, cfg, beta: float, seed: int, metrics_pat
                 events = list(saved["events"]) + events
                 resumed_from = int(saved["epoch"])
             except (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
-                detail = f"{run_dir / STATE_FILE} does not fit this run ({type(err).__name__}: " \
-                         f"{str(err).splitlines()[0][:200] if str(err) else ''})"
+                detail = (
+                    f"{run_dir / STATE_FILE} does not fit this run ({type(err).__name__}: "
+                    f"{str(err).splitlines()[0][:200] if str(err) else ''})"
+                )
                 log.warning("%s: restarting this run from scratch", detail)
                 events.append({"event": "corrupt_checkpoint", "detail": detail})
                 remove_state(run_dir)
@@ -259,29 +290,45 @@ def train(model: VAE, data: DataBundle, cfg, beta: float, seed: int, metrics_pat
             bar.close()
             attempt = sum(1 for e in events if e["event"] == "non_finite") + 1
             faults_since_good += 1
-            event = {"event": "non_finite", "what": fault.what, "epoch": epoch, "step": fault.step,
-                     "attempt": attempt}
+            event = {"event": "non_finite", "what": fault.what, "epoch": epoch, "step": fault.step, "attempt": attempt}
             events.append(event)
             if attempt > retries:
-                reason = (f"non-finite {fault.what} at epoch {epoch}, step {fault.step}, after {retries} "
-                          f"retries (trainer.nan_retries)")
+                reason = (
+                    f"non-finite {fault.what} at epoch {epoch}, step {fault.step}, after {retries} "
+                    f"retries (trainer.nan_retries)"
+                )
                 log.error("failed: %s", reason)
                 raise TrainingFailed(reason, events) from None
             restore(last_good)
-            lr *= lr_factor ** faults_since_good  # compounding over the faults since that epoch
+            lr *= lr_factor**faults_since_good  # compounding over the faults since that epoch
             _set_lr(opt, lr)
             torch.manual_seed(seed + _RETRY_SEED_STRIDE * attempt)  # a fresh noise stream
             event["lr"] = lr
-            log.warning("non-finite %s at epoch %d step %d: rolled back to epoch %d, fresh noise, lr %.3g "
-                        "(retry %d of %d)", fault.what, epoch, fault.step, last_good["epoch"], lr, attempt, retries)
+            log.warning(
+                "non-finite %s at epoch %d step %d: rolled back to epoch %d, fresh noise, lr %.3g (retry %d of %d)",
+                fault.what,
+                epoch,
+                fault.step,
+                last_good["epoch"],
+                lr,
+                attempt,
+                retries,
+            )
             global_step = (epoch - 1) * n_batches
             continue
         objective_sum, re_sum, kl_sum = (sums / n).tolist()
         row = {
-            "epoch": epoch, "beta_t": beta_t, "train_objective": objective_sum,
-            "train_elbo": re_sum - kl_sum, "train_re": re_sum, "train_kl": kl_sum,
-            "val_objective": val_objective, "val_elbo": val_re - val_kl,
-            "val_re": val_re, "val_kl": val_kl, "seconds": time.perf_counter() - t0,
+            "epoch": epoch,
+            "beta_t": beta_t,
+            "train_objective": objective_sum,
+            "train_elbo": re_sum - kl_sum,
+            "train_re": re_sum,
+            "train_kl": kl_sum,
+            "val_objective": val_objective,
+            "val_elbo": val_re - val_kl,
+            "val_re": val_re,
+            "val_kl": val_kl,
+            "seconds": time.perf_counter() - t0,
         }
         history.append(row)
         improved = val_objective > best
@@ -299,8 +346,15 @@ def train(model: VAE, data: DataBundle, cfg, beta: float, seed: int, metrics_pat
             write_csv_atomic(metrics_path, METRIC_COLUMNS, history)
         log.info(
             "epoch %d  train %.3f  val %.3f (elbo %.3f, re %.3f, kl %.3f)  beta_t %.3g  %.1fs%s",
-            epoch, objective_sum, val_objective, val_re - val_kl, val_re, val_kl, beta_t,
-            row["seconds"], "  *best" if improved else "",
+            epoch,
+            objective_sum,
+            val_objective,
+            val_re - val_kl,
+            val_re,
+            val_kl,
+            beta_t,
+            row["seconds"],
+            "  *best" if improved else "",
         )
         if on_epoch is not None:
             on_epoch(epoch)

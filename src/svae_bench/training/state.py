@@ -26,8 +26,21 @@ import torch
 from ..records import STATE_FILE, save_torch_atomic
 
 FORMAT = 1
-_REQUIRED = ("format", "epoch", "model", "optimizer", "best", "best_epoch", "since_best", "best_state",
-             "history", "rng", "events", "lr", "config")
+_REQUIRED = (
+    "format",
+    "epoch",
+    "model",
+    "optimizer",
+    "best",
+    "best_epoch",
+    "since_best",
+    "best_state",
+    "history",
+    "rng",
+    "events",
+    "lr",
+    "config",
+)
 
 
 class CorruptCheckpoint(ValueError):
@@ -41,10 +54,18 @@ def rng_state(order_gen: torch.Generator, binarize_gen: torch.Generator) -> dict
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
-        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-                  "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
-        "python": {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64),
-                   "gauss_next": gauss_next},
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+        "python": {
+            "version": int(version),
+            "internal": torch.tensor(internal, dtype=torch.int64),
+            "gauss_next": gauss_next,
+        },
         "order": order_gen.get_state(),
         "binarize": binarize_gen.get_state(),
     }
@@ -74,8 +95,9 @@ def load_state(run_dir: Path) -> dict[str, Any] | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, pickle errors, refused globals: all "corrupt"
-        raise CorruptCheckpoint(f"{path} cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:200]})") \
-            from None
+        raise CorruptCheckpoint(
+            f"{path} cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+        ) from None
     if not isinstance(state, dict):
         raise CorruptCheckpoint(f"{path} does not hold a training state")
     missing = [key for key in _REQUIRED if key not in state]
@@ -84,12 +106,17 @@ def load_state(run_dir: Path) -> dict[str, Any] | None:
     if state["format"] != FORMAT:
         raise CorruptCheckpoint(f"{path} has format {state['format']!r}, expected {FORMAT}")
     rng = state["rng"]
-    nested = {"rng": ("torch", "numpy", "python", "order", "binarize"),
-              "rng.numpy": ("kind", "keys", "pos", "has_gauss", "cached"),
-              "rng.python": ("version", "internal", "gauss_next")}
+    nested = {
+        "rng": ("torch", "numpy", "python", "order", "binarize"),
+        "rng.numpy": ("kind", "keys", "pos", "has_gauss", "cached"),
+        "rng.python": ("version", "internal", "gauss_next"),
+    }
     for where, keys in nested.items():
-        node = {"rng": rng, "rng.numpy": rng.get("numpy") if isinstance(rng, dict) else None,
-                "rng.python": rng.get("python") if isinstance(rng, dict) else None}[where]
+        node = {
+            "rng": rng,
+            "rng.numpy": rng.get("numpy") if isinstance(rng, dict) else None,
+            "rng.python": rng.get("python") if isinstance(rng, dict) else None,
+        }[where]
         if not isinstance(node, dict) or any(key not in node for key in keys):
             raise CorruptCheckpoint(f"{path} has an incomplete {where}")
     if not isinstance(state["model"], dict) or not isinstance(state["optimizer"], dict):
