@@ -32,6 +32,7 @@ import torch
 
 from helpers_ref import unit
 from svae_bench.distributions import PowerSpherical, VonMisesFisher, bessel_iv_ratio, log_bessel_iv
+from svae_bench.distributions import vmf_marginal
 
 Z_TOL = 4.0  # standard errors
 
@@ -147,6 +148,62 @@ def test_mpmath_ratio_agrees_with_the_library():
         assert math.isclose(ours, mp_ratio(m, k), rel_tol=1e-13)
 
 
+# -- survivors of the first full mutation run (results/mutation/report.md) ------------------------
+
+@pytest.mark.parametrize("m,k", [(3, 0.5), (5, 2.0), (11, 50.0), (101, 11.0)])
+def test_vmf_mean_is_the_mean_resultant_length_along_loc(m, k):
+    mu, _ = directions(m)
+    q = VonMisesFisher(mu, torch.tensor(k, dtype=torch.float64))
+    assert torch.allclose(q.mean, mp_ratio(m, k) * mu, rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("m,k", [(3, 0.5), (5, 2.0), (11, 50.0), (101, 11.0)])
+def test_vmf_concentration_derivatives_of_log_prob_normaliser_and_entropy(m, k):
+    # log C(k) = -log|S^(m-1)| - log Ĩ_v(k) with d/dk log Ĩ_v(k) = A(k), so
+    # d/dk log_prob(z) = mu.z - A, d/dk log C = -A, d/dk H = -k A'(k)
+    mu, a = directions(m)
+    z = torch.stack([mu, a, -mu, (mu + a) / math.sqrt(2)])
+    kk = torch.tensor(k, dtype=torch.float64, requires_grad=True)
+    q = VonMisesFisher(mu, kk)
+    A = mp_ratio(m, k)
+    dA = 1 - A * A - (m - 1) * A / k
+    (g_lp,) = torch.autograd.grad(q.log_prob(z).sum(), kk)
+    (g_c,) = torch.autograd.grad(q.log_normalizer(), kk)
+    (g_h,) = torch.autograd.grad(q.entropy(), kk)
+    assert math.isclose(g_lp.item(), (z @ mu).sum().item() - 4 * A, rel_tol=1e-12, abs_tol=1e-12)
+    assert math.isclose(g_c.item(), -A, rel_tol=1e-12)
+    assert math.isclose(g_h.item(), -k * dA, rel_tol=1e-10)
+
+
+@pytest.mark.parametrize("v", [0.0, 0.5, 4.5, 100.0])
+def test_bessel_ratio_derivative_at_zero(v):
+    # R_v(x) = x / (2v + 2) + O(x³): the derivative at x = 0 is 1 / (2v + 2), for both order paths
+    for order in (v, torch.tensor([v], dtype=torch.float64)):
+        x = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+        (g,) = torch.autograd.grad(bessel_iv_ratio(order, x).sum(), x)
+        assert math.isclose(g.item(), 1 / (2 * v + 2), rel_tol=1e-15)
+
+
+def small_batch_moments(m: int, k: float, n_batches: int, seed: int) -> None:
+    """E[w] = A and E[w²] = 1 - (m-1) A / k within 4 standard errors, from samples drawn 4,000 at
+    a time: the 8-proposals-per-round path training uses (a few dozen samples per call), not the
+    large-batch path that one call with n = 60,000 takes."""
+    torch.manual_seed(seed)
+    mu, _ = directions(m)
+    k_batch = torch.full((4000,), k, dtype=torch.float64)
+    assert k_batch.numel() < vmf_marginal.LARGE_BATCH
+    w = torch.cat([VonMisesFisher(mu, k_batch).sample() @ mu for _ in range(n_batches)])
+    A = mp_ratio(m, k)
+    for values, exact_value in ((w, A), (w * w, 1 - (m - 1) * A / k)):
+        se = values.std().item() / math.sqrt(values.numel())
+        assert abs(values.mean().item() - exact_value) < Z_TOL * se, (values.mean().item(), exact_value, se)
+
+
+def test_small_batch_sampler_moments():
+    # 400,000 samples: an acceptance test with Exp(1)/m instead of Exp(1)/(m-1) is 8 SE off here
+    small_batch_moments(5, 2.0, 100, seed=26)
+
+
 # -- slow tier: the same checks with 50x more samples (standard errors ~7x smaller) -------------
 # (10x for m = 1001, where a sample costs 1001 normals: ~1 min per case instead of ~4)
 
@@ -164,6 +221,12 @@ def test_vmf_gradient_unbiased_high_precision(m, k, loss):
     est, se = mc_mean_se("vmf", m, k, slow_n(m), seed=300 + m, loss=loss)
     ref = vmf_exact(m, k)[loss]
     assert abs(est - ref) < Z_TOL * se, (est, ref, se)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("m,k", [(5, 2.0), (6, 0.5), (11, 5.0), (41, 11.0)])
+def test_small_batch_sampler_moments_high_precision(m, k):
+    small_batch_moments(m, k, 500, seed=31 + m)  # 2,000,000 samples
 
 
 @pytest.mark.slow
