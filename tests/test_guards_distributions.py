@@ -31,8 +31,7 @@ import pytest
 import torch
 
 from helpers_ref import unit
-from svae_bench.distributions import PowerSpherical, VonMisesFisher, bessel_iv_ratio, log_bessel_iv
-from svae_bench.distributions import vmf_marginal
+from svae_bench.distributions import PowerSpherical, VonMisesFisher, bessel_iv_ratio, log_bessel_iv, vmf_marginal
 
 Z_TOL = 4.0  # standard errors
 
@@ -149,6 +148,7 @@ def test_mpmath_ratio_agrees_with_the_library():
 
 
 # -- survivors of the first full mutation run (results/mutation/report.md) ------------------------
+
 
 @pytest.mark.parametrize("m,k", [(3, 0.5), (5, 2.0), (11, 50.0), (101, 11.0)])
 def test_vmf_mean_is_the_mean_resultant_length_along_loc(m, k):
