@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Issue 11: the paper-budget Table 1 sweep at d = 2, 10, 40 with 3 seeds (18 runs), from a fixed
+# commit so that later commits cannot change code the sweep has not loaded yet. Resumable: run
+# it again and complete runs are skipped, unfinished ones continue after their last epoch.
+#
+#   setsid scripts/sweep_mnist_paper.sh [WORKDIR] >> WORKDIR/mnist_paper/sweep.log 2>&1 &
+#
+# WORKDIR (default /work/sweeps) gets a clone of the repository at $COMMIT, its own venv and the
+# runs root WORKDIR/mnist_paper/runs. Two jobs at a time, one thread each, under nice -n 19.
+set -euo pipefail
+COMMIT=276138c
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+WORK=${1:-/work/sweeps}
+DATA=${SVAE_BENCH_DATA:-$(cd "$REPO/.." && pwd)/shared/data}
+mkdir -p "$WORK/mnist_paper"
+if [ ! -d "$WORK/code" ]; then
+    git clone -q "$REPO" "$WORK/code"
+    git -C "$WORK/code" checkout -q "$COMMIT"
+fi
+if [ ! -x "$WORK/venv/bin/svae-bench" ]; then
+    python3 -m venv "$WORK/venv"
+    "$WORK/venv/bin/pip" install -q torch==2.14.1 torchvision==0.29.1
+    "$WORK/venv/bin/pip" install -q -e "$WORK/code[test]"
+fi
+cd "$WORK/code"
+exec nice -n 19 "$WORK/venv/bin/svae-bench" run -m experiment=table1 budget=paper \
+    model=svae,nvae latent_dim=10,2,40 'seed=range(3)' \
+    hydra/launcher=joblib hydra.launcher.n_jobs=2 \
+    trainer.num_threads=1 trainer.progress=false \
+    dataset.data_root="$DATA" runs_root="$WORK/mnist_paper/runs"
