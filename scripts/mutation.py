@@ -25,12 +25,20 @@ The working tree is never modified. Usage:
 
     python scripts/mutation.py                  # everything; writes results/mutation/report.md
     python scripts/mutation.py --list           # the catalogue
+    python scripts/mutation.py --check          # does every mutant still apply? (no test run, ~1 s)
     python scripts/mutation.py --only ID [ID]   # some mutants (e.g. to check a new test kills one)
-    python scripts/mutation.py --module train.py
+    python scripts/mutation.py --module training/loop.py
+
+Mutated modules (paths relative to src/svae_bench; before the layered package of 8f655c7..4daed48
+they were evaluate.py, train.py, checkpoint.py, records.py and run.py): distributions/*,
+tasks/vae_metrics.py, training/loop.py, training/state.py, records/record.py, records/atomic.py,
+tasks/harness.py (run_one's skip decision). After a source change (or a reformat), run ``--check``
+first: a mutant whose ``old`` text no longer matches is reported there, and in a run as "stale".
 
 Exit status: 0 when every mutant was run against a green baseline (survivors are reported,
 not failures), 1 if a baseline failed or a mutant's ``old`` text is missing (the catalogue
-needs updating after a source change), 2 on bad arguments.
+needs updating after a source change), 2 on bad arguments. With ``--check``: 0 if every chosen
+mutant applies and every test named in GROUPS exists, else 1.
 """
 
 from __future__ import annotations
@@ -52,6 +60,15 @@ PKG = "src/svae_bench"
 
 # -- test groups: the test files relevant to each mutated module, the fastest killers first -----
 T_DIST_GUARDS = "tests/test_guards_distributions.py"
+T_RESUME = [
+    "tests/test_resume.py::test_two_faults_in_one_epoch_compound_the_lr_cut",
+    "tests/test_resume.py::test_injected_nan_rolls_back_and_retries",
+    "tests/test_resume.py::test_sigkill_then_rerun_resumes_to_the_same_result[after_epoch_2]",
+]
+T_ARCH_HARNESS = [
+    "tests/test_architecture.py::test_a_new_task_runs_through_the_unchanged_harness",
+    "tests/test_architecture.py::test_the_harness_records_a_new_task_s_failure_and_refuses_bad_values",
+]
 GROUPS: dict[str, list[str]] = {
     "special": [T_DIST_GUARDS, "tests/test_special.py", "tests/test_vmf_density.py"],
     "vmf": [T_DIST_GUARDS, "tests/test_vmf_density.py", "tests/test_vmf_gradients.py"],
@@ -63,17 +80,38 @@ GROUPS: dict[str, list[str]] = {
         "tests/test_vmf_sampling.py",
     ],
     "power_spherical": [T_DIST_GUARDS, "tests/test_power_spherical.py"],
-    "evaluate": ["tests/test_guards_evaluate.py", "tests/test_evaluation.py"],
-    # test_resume.py starts ~15 real runs (10+ min on 2 busy cores): only the tests that can see
-    # a training-loop bug the guards miss (a rollback after a NaN, the compounding lr cut, a
-    # kill between epochs) run per mutant
+    "evaluate": ["tests/test_guards_evaluate.py", "tests/test_evaluation.py"],  # tasks/vae_metrics.py
+    # training/loop.py. test_resume.py starts ~15 real runs (10+ min on 2 busy cores): only the tests
+    # that can see a training-loop bug the guards miss (a rollback after a NaN, the compounding lr cut,
+    # a kill between epochs) run per mutant; then test_hardening's two tests of a fault inside a step
     "train": [
         "tests/test_guards_training.py",
-        "tests/test_resume.py::test_two_faults_in_one_epoch_compound_the_lr_cut",
-        "tests/test_resume.py::test_injected_nan_rolls_back_and_retries",
-        "tests/test_resume.py::test_sigkill_then_rerun_resumes_to_the_same_result[after_epoch_2]",
+        *T_RESUME,
+        "tests/test_hardening.py::test_an_unrelated_error_in_a_step_is_not_swallowed",
+        "tests/test_hardening.py::test_a_value_error_from_non_finite_weights_is_rolled_back",
     ],
-    "records": ["tests/test_guards_records.py", "tests/test_records.py", "tests/test_status.py"],
+    # training/state.py: the training guards (resume, a state missing keys), a state.pt that is a
+    # directory, and the resume tests that compare a resumed run with an uninterrupted one
+    "state": [
+        "tests/test_guards_training.py",
+        "tests/test_hardening.py::test_a_state_pt_directory_is_set_aside",
+        *T_RESUME,
+    ],
+    # records/record.py, records/atomic.py: then the toy task of test_architecture.py, whose runs go
+    # through the harness into ordinary records (0.2 s)
+    "records": [
+        "tests/test_guards_records.py",
+        "tests/test_records.py",
+        "tests/test_status.py",
+        *T_ARCH_HARNESS,
+    ],
+    # tasks/harness.py (run_one): the skip/rerun guards, the toy task's skip and force, and the
+    # clean-up a skipped complete run finishes (test_hardening.py, ~17 s: two real runs)
+    "harness": [
+        "tests/test_guards_records.py",
+        *T_ARCH_HARNESS,
+        "tests/test_hardening.py::test_skipping_a_complete_run_finishes_its_cleanup",
+    ],
 }
 
 
@@ -369,10 +407,10 @@ MUTANTS: list[Mutant] = [
         "mean: k/(k+m-1) -> k/(k+m)",
         "power_spherical",
     ),
-    # ---- evaluate.py ----------------------------------------------------------------------------
+    # ---- tasks/vae_metrics.py (was evaluate.py) -------------------------------------------------
     M(
         "eval-ll-mean-log-w",
-        "evaluate.py",
+        "tasks/vae_metrics.py",
         "(torch.logsumexp(log_w, dim=0) - log_s)",
         "log_w.mean(0)",
         "LL as the mean of the log weights instead of log-mean-exp",
@@ -380,7 +418,7 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "eval-ll-no-log-s",
-        "evaluate.py",
+        "tasks/vae_metrics.py",
         "(torch.logsumexp(log_w, dim=0) - log_s)",
         "torch.logsumexp(log_w, dim=0)",
         "LL without the - log S",
@@ -388,7 +426,7 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "eval-ll-max",
-        "evaluate.py",
+        "tasks/vae_metrics.py",
         "(torch.logsumexp(log_w, dim=0) - log_s)",
         "log_w.max(0).values",
         "LL as the largest log weight",
@@ -396,7 +434,7 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "eval-re-from-log-w",
-        "evaluate.py",
+        "tasks/vae_metrics.py",
         'totals["re"] += log_px.mean(0)',
         'totals["re"] += log_w.mean(0)',
         "re from the log weights instead of log p(x|z)",
@@ -404,7 +442,7 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "eval-kl-mean",
-        "evaluate.py",
+        "tasks/vae_metrics.py",
         'totals["kl"] += model.head.kl(q).sum()',
         'totals["kl"] += model.head.kl(q).mean()',
         "KL summed per batch as a mean",
@@ -412,7 +450,7 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "eval-elbo-sign",
-        "evaluate.py",
+        "tasks/vae_metrics.py",
         'out["elbo"] = out["re"] - out["kl"]',
         'out["elbo"] = out["re"] + out["kl"]',
         "elbo = re + kl",
@@ -420,7 +458,7 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "eval-knn-k1",
-        "evaluate.py",
+        "tasks/vae_metrics.py",
         "KNeighborsClassifier(n_neighbors=min(n_neighbors, n_labels))",
         "KNeighborsClassifier(n_neighbors=1)",
         "k-NN with k = 1 instead of the requested k",
@@ -428,7 +466,7 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "eval-knn-no-min",
-        "evaluate.py",
+        "tasks/vae_metrics.py",
         "KNeighborsClassifier(n_neighbors=min(n_neighbors, n_labels))",
         "KNeighborsClassifier(n_neighbors=n_neighbors)",
         "k not capped at the number of labels",
@@ -436,15 +474,15 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "eval-evaluate-k1",
-        "evaluate.py",
-        "int(cfg.knn_neighbors), int(cfg.knn_repeats), rng)",
-        "1, int(cfg.knn_repeats), rng)",
+        "tasks/vae_metrics.py",
+        "            int(cfg.knn_neighbors),\n",
+        "            1,\n",
         "evaluate() passes k = 1",
         "evaluate",
     ),
     M(
         "eval-seed-ignored",
-        "evaluate.py",
+        "tasks/vae_metrics.py",
         "rng = np.random.default_rng(seed)",
         "rng = np.random.default_rng(0)",
         "label draw ignores the run's seed",
@@ -452,7 +490,7 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "eval-draw-with-replacement",
-        "evaluate.py",
+        "tasks/vae_metrics.py",
         "size=n_labels, replace=False)",
         "size=n_labels, replace=True)",
         "labelled points drawn with replacement",
@@ -460,7 +498,7 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "eval-draw-first-points",
-        "evaluate.py",
+        "tasks/vae_metrics.py",
         "rng.choice(len(train_labels), size=n_labels",
         "rng.choice(n_labels, size=n_labels",
         "labelled points drawn from the first n_labels only",
@@ -468,7 +506,7 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "eval-draw-once",
-        "evaluate.py",
+        "tasks/vae_metrics.py",
         "    accs = []\n    for _ in range(repeats):\n"
         "        idx = rng.choice(len(train_labels), size=n_labels, replace=False)\n",
         "    accs = []\n    idx = rng.choice(len(train_labels), size=n_labels, replace=False)\n"
@@ -476,10 +514,10 @@ MUTANTS: list[Mutant] = [
         "one label draw reused for every repeat",
         "evaluate",
     ),
-    # ---- train.py -------------------------------------------------------------------------------
+    # ---- training/loop.py (was train.py) --------------------------------------------------------
     M(
         "train-stop-off-by-one",
-        "train.py",
+        "training/loop.py",
         "stopped = since_best >= patience\n        last_good",
         "stopped = since_best > patience\n        last_good",
         "early stopping one epoch late",
@@ -487,7 +525,7 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "train-warmup-count",
-        "train.py",
+        "training/loop.py",
         "elif epoch > warm:",
         "elif epoch >= warm:",
         "epochs without improvement counted from the last warm-up epoch",
@@ -495,7 +533,7 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "train-last-weights",
-        "train.py",
+        "training/loop.py",
         "    if best_state is not None:\n        model.load_state_dict(best_state)\n",
         "",
         "the last epoch's weights returned instead of the best",
@@ -503,7 +541,7 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "train-improve-ties",
-        "train.py",
+        "training/loop.py",
         "improved = val_objective > best",
         "improved = val_objective >= best",
         "a tie counts as an improvement",
@@ -511,7 +549,7 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "train-beta-warmup",
-        "train.py",
+        "training/loop.py",
         "beta * min(1.0, epoch / warm)",
         "beta * min(1.0, (epoch - 1) / warm)",
         "warm-up schedule one epoch behind",
@@ -519,7 +557,7 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "train-val-beta-t",
-        "train.py",
+        "training/loop.py",
         "val_objective = val_re - beta * val_kl",
         "val_objective = val_re - beta_t * val_kl",
         "validation objective at the warm-up beta_t instead of beta",
@@ -527,7 +565,7 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "train-max-epochs",
-        "train.py",
+        "training/loop.py",
         "while epoch <= max_epochs and not stopped:",
         "while epoch < max_epochs and not stopped:",
         "one epoch fewer than max_epochs",
@@ -535,7 +573,7 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "train-resume-epoch",
-        "train.py",
+        "training/loop.py",
         "start_epoch = resumed_from + 1",
         "start_epoch = resumed_from",
         "resume repeats the last completed epoch",
@@ -543,7 +581,7 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "train-resume-stopped",
-        "train.py",
+        "training/loop.py",
         "stopped = bool(history) and since_best >= patience",
         "stopped = False",
         "resuming a run that had already stopped early trains on",
@@ -551,7 +589,7 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "train-restore-since-best",
-        "train.py",
+        "training/loop.py",
         'int(state["best_epoch"]), int(state["since_best"])',
         'int(state["best_epoch"]), 0',
         "resume resets the early-stopping counter",
@@ -559,57 +597,57 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "train-lr-compounding",
-        "train.py",
-        "lr *= lr_factor ** faults_since_good",
+        "training/loop.py",
+        "lr *= lr_factor**faults_since_good",
         "lr *= lr_factor",
         "lr cut does not compound over faults in one epoch",
         "train",
     ),
-    # ---- checkpoint.py (the resume path) ---------------------------------------------------------
+    # ---- training/state.py (the resume path; was checkpoint.py) ---------------------------------
     M(
         "ckpt-binarize-not-restored",
-        "checkpoint.py",
+        "training/state.py",
         '    binarize_gen.set_state(state["binarize"])\n',
         "",
         "binarisation generator not restored on resume",
-        "train",
+        "state",
     ),
     M(
         "ckpt-order-not-restored",
-        "checkpoint.py",
+        "training/state.py",
         '    order_gen.set_state(state["order"])\n',
         "",
         "data-order generator not restored on resume",
-        "train",
+        "state",
     ),
     M(
         "ckpt-torch-not-restored",
-        "checkpoint.py",
+        "training/state.py",
         '    torch.set_rng_state(state["torch"])\n',
         "",
         "torch's global generator (posterior noise) not restored on resume",
-        "train",
+        "state",
     ),
     M(
         "ckpt-numpy-not-restored",
-        "checkpoint.py",
+        "training/state.py",
         "    np.random.set_state(",
         "    (",
         "numpy's global generator not restored on resume",
-        "train",
+        "state",
     ),
     M(
         "ckpt-required-keys",
-        "checkpoint.py",
+        "training/state.py",
         "missing = [key for key in _REQUIRED if key not in state]",
         "missing = []",
         "a state.pt lacking keys is not reported as corrupt",
-        "train",
+        "state",
     ),
-    # ---- records.py and the skip decision in run.py -----------------------------------------------
+    # ---- records/record.py (what counts as complete, the safe reader) ---------------------------
     M(
         "records-complete-ignores-status",
-        "records.py",
+        "records/record.py",
         'return result is not None and result.get("status") == "complete" and isinstance(result.get("metrics"), dict)',
         'return result is not None and isinstance(result.get("metrics"), dict)',
         "a record counts as complete whatever its status",
@@ -617,24 +655,24 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "records-complete-ignores-metrics",
-        "records.py",
+        "records/record.py",
         'return result is not None and result.get("status") == "complete" and isinstance(result.get("metrics"), dict)',
         'return result is not None and result.get("status") == "complete"',
         "a record without metrics counts as complete",
         "records",
     ),
     M(
-        "run-skip-any-record",
-        "run.py",
-        "if is_complete_record(previous) and not cfg.force:",
-        "if previous is not None and not cfg.force:",
-        "run_one skips any readable record, failed ones too",
+        "records-read-non-dict",
+        "records/record.py",
+        "return obj if isinstance(obj, dict) else None",
+        "return obj",
+        "read_result returns a JSON value that is not an object",
         "records",
-        count=2,
     ),
+    # ---- records/atomic.py (the atomic writer) --------------------------------------------------
     M(
         "records-tmp-outside-dir",
-        "records.py",
+        "records/atomic.py",
         "tempfile.mkstemp(dir=path.parent, ",
         "tempfile.mkstemp(",
         "atomic writer's temporary file made in the system temp dir",
@@ -642,19 +680,21 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "records-no-fsync",
-        "records.py",
+        "records/atomic.py",
         "            os.fsync(f.fileno())\n",
         "",
         "atomic writer does not fsync before the rename",
         "records",
     ),
+    # ---- tasks/harness.py (run_one's skip decision; was run.py) ---------------------------------
     M(
-        "records-read-non-dict",
-        "records.py",
-        "return obj if isinstance(obj, dict) else None",
-        "return obj",
-        "read_result returns a JSON value that is not an object",
-        "records",
+        "run-skip-any-record",
+        "tasks/harness.py",
+        "if is_complete_record(previous) and not cfg.force:",
+        "if previous is not None and not cfg.force:",
+        "run_one skips any readable record, failed ones too",
+        "harness",
+        count=2,
     ),
 ]
 
@@ -757,6 +797,48 @@ def apply(src: Path, mutant: Mutant) -> str:
     return text
 
 
+def source_text(file: str, rev: str | None) -> str | None:
+    """The text of src/svae_bench/<file> in the working tree or at ``rev``; None if it does not exist."""
+    if rev is None:
+        path = ROOT / PKG / file
+        return path.read_text() if path.is_file() else None
+    out = subprocess.run(["git", "show", f"{rev}:{PKG}/{file}"], cwd=ROOT, capture_output=True, text=True)
+    return out.stdout if out.returncode == 0 else None
+
+
+def check_catalogue(mutants: list[Mutant], rev: str | None) -> list[str]:
+    """What is wrong with the catalogue against the current source, without running a test: a file
+    that is gone, an ``old`` text that does not occur exactly ``count`` times, a mutant that changes
+    nothing or does not compile, an unknown group, a test file or test function that is gone."""
+    problems = []
+    for m in mutants:
+        text = source_text(m.file, rev)
+        if text is None:
+            problems.append(f"{m.id}: {m.file} does not exist")
+            continue
+        found = text.count(m.old)
+        if found != m.count:
+            problems.append(f"{m.id}: the text to mutate occurs {found} times in {m.file}, expected {m.count}")
+            continue
+        if m.old == m.new:
+            problems.append(f"{m.id}: old and new are the same")
+        try:
+            compile(text.replace(m.old, m.new), m.file, "exec")
+        except SyntaxError as err:
+            problems.append(f"{m.id}: the mutated {m.file} does not compile ({err.msg}, line {err.lineno})")
+        if m.group not in GROUPS:
+            problems.append(f"{m.id}: unknown test group {m.group!r}")
+    for group, tests in GROUPS.items():
+        for test in tests:
+            file, _, node = test.partition("::")
+            path = ROOT / file
+            if not path.is_file():
+                problems.append(f"group {group}: {file} does not exist")
+            elif node and f"def {node.split('[')[0]}(" not in path.read_text():
+                problems.append(f"group {group}: no test {node.split('[')[0]} in {file}")
+    return problems
+
+
 def source_version(rev: str | None) -> str:
     """The commit the mutated package comes from ('+ uncommitted changes' for a dirty working tree)."""
     try:
@@ -837,8 +919,16 @@ def write_report(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", metavar="ID", help="run only these mutants")
-    parser.add_argument("--module", help="run only mutants of this file (e.g. train.py, distributions/special.py)")
+    parser.add_argument(
+        "--module", help="run only mutants of this file (e.g. training/loop.py, loop.py, distributions/special.py)"
+    )
     parser.add_argument("--list", action="store_true", help="print the catalogue and exit")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="only check the catalogue against the source (each old text found exactly as often as expected, "
+        "each mutant compiles, every test file and test exists); runs no test; exit 0 if all is well, else 1",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per test run (default 600)")
     parser.add_argument(
         "--out",
@@ -873,6 +963,16 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [m for m in chosen if m.file == args.module or m.file.endswith("/" + args.module)]
         if not chosen:
             parser.error(f"no mutant of {args.module!r}")
+    if args.check:
+        problems = check_catalogue(chosen, args.rev)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        where = f"src/svae_bench at {args.rev}" if args.rev else "the working tree's src/svae_bench"
+        print(
+            f"{len(chosen) - len({p.split(':')[0] for p in problems if not p.startswith('group ')})}/{len(chosen)} "
+            f"mutants apply to {where}; {len(problems)} problem(s)"
+        )
+        return 1 if problems else 0
     if args.list:
         for m in chosen:
             print(f"{m.id:34s} {m.file:36s} {m.what}  [{m.group}]")
