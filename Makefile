@@ -33,7 +33,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check src tests scripts
 
 # A fixed catalogue of plausible bugs, one at a time, against the relevant tests
-# (scripts/mutation.py; ~40 min on 2 cores; writes results/mutation/report.md).
+# (scripts/mutation.py; about 30 min on 2 cores; writes results/mutation/report.md; --check in a second).
 mutation: venv
 	$(PY) scripts/mutation.py
 
