@@ -85,8 +85,8 @@ def test_reference_ships_with_the_package() -> None:
 
 
 def test_reference_values_in_display_units() -> None:
-    t1 = comparison.reference_values(comparison.load_reference(), 1)
-    t2 = comparison.reference_values(comparison.load_reference(), 2)
+    t1 = comparison.reference_values(comparison.load_reference(), "table1")
+    t2 = comparison.reference_values(comparison.load_reference(), "table2")
     assert t1[("svae", 10, "ll")] == (-93.16, 0.31)
     assert t1[("nvae", 2, "kl")][0] == 7.24
     assert t2[("svae", 2, "knn_acc_100")][0] == 77.9
@@ -95,7 +95,7 @@ def test_reference_values_in_display_units() -> None:
 
 def test_comparison_rows_numbers(out: Path) -> None:
     frame = pd.read_csv(out / "table1_vs_paper.csv")
-    ref = comparison.reference_values(comparison.load_reference(), 1)
+    ref = comparison.reference_values(comparison.load_reference(), "table1")
     row = frame[(frame["d"] == 2) & (frame["metric"] == "ll")].iloc[0]
     for model in ("nvae", "svae"):
         ours = np.array(LL[(model, 2)])

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from svae_bench.commands import tables as tables_cmd
-from svae_bench.report import tables
+from svae_bench.records import RecordError
+from svae_bench.report import collect, markup, stats, tables
 
 DATASET = "binarized_mnist"  # the underscore must be escaped in LaTeX
 OUTPUTS = {
@@ -203,7 +204,7 @@ def test_duplicate_run_is_skipped(runs_dir: Path, tmp_path: Path, capsys) -> Non
 
 def test_parse_record_rejects_bad_values() -> None:
     good = record("svae", 2, 0, seed_metrics("svae", 2, 0))
-    assert tables.parse_record(good, "x")["knn_acc_600"] == 0.82
+    assert collect.parse_record(good, "x")["knn_acc_600"] == 0.82
     for change, reason in [
         ({"metrics": {"kl": float("nan")}}, "not finite"),
         ({"metrics": {"knn_acc": {"100": 81.0}}}, "not a fraction"),
@@ -212,10 +213,10 @@ def test_parse_record_rejects_bad_values() -> None:
         ({"beta": True}, "beta is not a finite number"),
         ({"status": "failed"}, "status 'failed'"),
     ]:
-        with pytest.raises(tables.RecordError, match=reason):
-            tables.parse_record({**good, **change}, "x")
-    with pytest.raises(tables.RecordError, match="not a JSON object"):
-        tables.parse_record([good], "x")
+        with pytest.raises(RecordError, match=reason):
+            collect.parse_record({**good, **change}, "x")
+    with pytest.raises(RecordError, match="not a JSON object"):
+        collect.parse_record([good], "x")
 
 
 def test_missing_runs_dir_returns_2_and_writes_nothing(tmp_path: Path, capsys) -> None:
@@ -378,7 +379,7 @@ def test_bold_only_where_welch_significant(built) -> None:
 
 
 def test_bold_hook_overrides_default(built, runs_dir: Path) -> None:
-    runs = tables.runs_frame(tables.collect_runs(runs_dir)[0])
+    runs = collect.runs_frame(collect.collect_runs(runs_dir)[0])
     t1, _ = tables.build_tables(runs, "src")[0]
     cell = ((5,), ("nvae", "kl"))
     md = tables.render_markdown(t1, bold={cell})
@@ -432,7 +433,7 @@ def test_standalone_document_compiles(built, tmp_path: Path) -> None:
 
 
 def test_latex_escape() -> None:
-    assert tables.latex_escape("a_b & 50% $x$ #1 {y} ~ ^ \\") == (
+    assert markup.latex_escape("a_b & 50% $x$ #1 {y} ~ ^ \\") == (
         r"a\_b \& 50\% \$x\$ \#1 \{y\} \textasciitilde{} \textasciicircum{} \textbackslash{}"
     )
 
@@ -472,13 +473,13 @@ def test_no_beta_1_keys_rows_by_beta(tmp_path: Path, capsys) -> None:
 
 def test_welch_significant() -> None:
     a = np.array([1.0, 1.1, 0.9, 1.05])
-    assert tables.welch_significant(a, a + 5.0)
-    assert not tables.welch_significant(a, a[::-1] + 0.01)
-    assert not tables.welch_significant(np.array([1.0]), np.array([5.0, 5.1, 5.2]))  # < 2 values
-    assert not tables.welch_significant(np.array([1.0, np.nan]), a + 5.0)  # NaN dropped -> 1 value
-    assert tables.welch_significant(np.array([1.0, np.nan, 1.1, 0.9]), a + 5.0)
-    assert not tables.welch_significant(np.ones(3), np.ones(3))  # undefined p-value
-    assert not tables.welch_significant(a, a + 0.3, alpha=1e-6)
+    assert stats.welch_significant(a, a + 5.0)
+    assert not stats.welch_significant(a, a[::-1] + 0.01)
+    assert not stats.welch_significant(np.array([1.0]), np.array([5.0, 5.1, 5.2]))  # < 2 values
+    assert not stats.welch_significant(np.array([1.0, np.nan]), a + 5.0)  # NaN dropped -> 1 value
+    assert stats.welch_significant(np.array([1.0, np.nan, 1.1, 0.9]), a + 5.0)
+    assert not stats.welch_significant(np.ones(3), np.ones(3))  # undefined p-value
+    assert not stats.welch_significant(a, a + 0.3, alpha=1e-6)
 
 
 def test_unfinished_runs_are_counted_not_tabulated(runs_dir: Path, tmp_path: Path, capsys) -> None:

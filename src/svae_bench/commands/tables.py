@@ -1,5 +1,5 @@
 """``svae-bench tables --runs DIR --out DIR``: collect run records into CSV / LaTeX / Markdown tables
-(see :mod:`svae_bench.tables` for what is written)."""
+(see :mod:`svae_bench.report.tables` for what is written)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from ..records import RESULT_FILE, STATUS_FILE, write_bytes_atomic
+from ..report.collect import collect_runs, runs_frame
 from ..report.outputs import render_outputs
-from ..report.tables import collect_runs, runs_frame
 from ._args import parse_args
 
 HELP = "collect result.json records into CSV / LaTeX / Markdown tables"

@@ -1,22 +1,22 @@
-"""Our Tables 1 and 2 against the numbers published by Davidson et al. (2018).
+"""Our tables against the numbers published by Davidson et al. (2018).
 
-The paper's numbers ship with the package (``svae_bench/reference.csv``, columns
-table, model, d, metric, labels, mean, std; the paper gives a std for one cell
-only). :func:`build_comparisons` pairs them with a reproduced
-:class:`~svae_bench.tables.Table` when the table is comparable: dataset
-``mnist``, KL weight beta = 1, and both the N-VAE and the S-VAE present.
+The paper's numbers ship with the package (``svae_bench/report/reference.csv``, columns
+table, model, d, metric, labels, mean, std; the paper gives a std for one cell only).
+A table spec with a :class:`~svae_bench.report.spec.PaperComparison` says which
+reference rows are its columns. :func:`build_comparisons` pairs them with a reproduced
+:class:`~svae_bench.report.tables.Table` when the table is comparable: a dataset the
+paper reports (MNIST), KL weight beta = 1, and both models of the spec's pair (N-VAE,
+S-VAE) present.
 
-One comparison row per (d, metric) (Table 1: LL, L[q], RE, KL in nats; Table 2:
-k-NN accuracy in percent per number of labels) holds, for each model, our
-mean +- std over n runs, the paper's value and the difference ours - paper;
-then the order of the two models in the paper and in ours (the sign of
-S-VAE - N-VAE), Welch's p-value for our two samples and whether our order
-is the paper's ("yes" / "no"). A cell of ours is bold where Welch's test gives
-p < 0.01, on the same rule as the reproduced tables (the better one: higher LL,
-L[q], RE, k-NN accuracy; KL is never bold).
+One comparison row per (d, column) (Table 1: LL, L[q], RE, KL in nats; Table 2: k-NN
+accuracy in percent per number of labels) holds, for each model, our mean +- std over
+n runs, the paper's value and the difference ours - paper; then the order of the two
+models in the paper and in ours (the sign of S-VAE - N-VAE), Welch's p-value for our
+two samples and whether our order is the paper's ("yes" / "no"). A cell of ours is bold
+where Welch's test gives p < 0.01, on the same rule as the reproduced tables.
 
-Outputs (see :func:`render_comparison_outputs`): ``table{1,2}_vs_paper.csv``
-(numbers), ``.tex`` (booktabs snippets) and ``.md``.
+Outputs (see :func:`render_comparison_outputs`): ``<spec>_vs_paper.csv`` (numbers),
+``.tex`` (booktabs snippets) and ``.md``.
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import tables as T
+from .markup import EMPTY_LATEX, EMPTY_TEXT, Markup, fmt_number, format_mean_std, markdown_escape, model_name
+from .spec import TABLE_SPECS, Column, TableSpec
+from .stats import Stat, welch_pvalue
+from .tables import Table, n_text, table_heading, table_label
 
 PAPER = "Davidson et al. (2018)"
-COMPARED = ("nvae", "svae")
-#: reference.csv metric name -> runs.csv column (Table 1)
-TABLE1_REFERENCE_METRICS = {"LL": "ll", "ELBO": "elbo", "RE": "re", "KL": "kl"}
 
 
 def load_reference() -> pd.DataFrame:
@@ -47,27 +47,32 @@ def load_reference() -> pd.DataFrame:
     return frame
 
 
-def reference_values(reference: pd.DataFrame, number: int) -> dict[tuple[str, int, str], tuple[float, float]]:
-    """(model, d, runs.csv metric column) -> (mean, std) for Table ``number`` (1 or 2), in display units."""
+def reference_values(reference: pd.DataFrame, name: str) -> dict[tuple[str, int, str], tuple[float, float]]:
+    """(model, d, runs.csv column) -> (mean, std) of the paper for the table spec ``name``, in display units."""
+    paper = TABLE_SPECS[name].comparison
+    if paper is None:
+        return {}
     out: dict[tuple[str, int, str], tuple[float, float]] = {}
-    for row in reference[reference["table"] == f"table{number}"].itertuples(index=False):
-        if number == 1:
-            metric = TABLE1_REFERENCE_METRICS.get(row.metric)
-        else:
-            metric = f"knn_acc_{int(row.labels)}" if row.metric == "knn_acc" and not pd.isna(row.labels) else None
-        if metric is not None:
-            out[(row.model, int(row.d), metric)] = (float(row.mean), float(row.std))
+    for row in reference[reference["table"] == paper.reference_table].itertuples(index=False):
+        column = paper.column(row.metric, None if pd.isna(row.labels) else int(row.labels))
+        if column is not None:
+            out[(row.model, int(row.d), column)] = (float(row.mean), float(row.std))
     return out
 
 
 @dataclass
 class ComparisonRow:
     d: int
-    metric: str  # runs.csv column: ll, elbo, re, kl, knn_acc_<labels>
-    ours: dict[str, T.Stat | None]  # model -> our values (display units)
+    column: Column  # the table column compared
+    ours: dict[str, Stat | None]  # model -> our values (display units)
     paper: dict[str, tuple[float, float]]  # model -> (mean, std); std NaN when not published
     pvalue: float  # Welch, ours; NaN when undefined
     bold: str | None  # the model whose cell is bold, if any
+    pair: tuple[str, str]  # (first, second): the order is the sign of second - first
+
+    @property
+    def metric(self) -> str:
+        return self.column.metric
 
     def diff(self, model: str) -> float:
         stat = self.ours.get(model)
@@ -75,11 +80,12 @@ class ComparisonRow:
 
     @property
     def paper_order(self) -> float:
-        return float(np.sign(self.paper["svae"][0] - self.paper["nvae"][0]))
+        first, second = self.pair
+        return float(np.sign(self.paper[second][0] - self.paper[first][0]))
 
     @property
     def our_order(self) -> float:
-        a, b = self.ours.get("nvae"), self.ours.get("svae")
+        a, b = self.ours.get(self.pair[0]), self.ours.get(self.pair[1])
         return float(np.sign(b.mean - a.mean)) if a is not None and b is not None else math.nan
 
     @property
@@ -92,39 +98,55 @@ class ComparisonRow:
 
 @dataclass
 class Comparison:
-    number: int  # 1 or 2
-    table: T.Table  # the reproduced table it compares
+    table: Table  # the reproduced table it compares
     rows: list[ComparisonRow]
+
+    @property
+    def spec(self) -> TableSpec:
+        return self.table.spec
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        return self.spec.pair
 
     @property
     def decimals(self) -> int:
         return self.table.decimals
 
+    @property
+    def columns(self) -> list[Column]:
+        return list({row.metric: row.column for row in self.rows}.values())
 
-def build_comparison(table: T.Table, reference: pd.DataFrame | None = None) -> Comparison | None:
-    """The comparison of a reproduced Table 1 or 2 with the paper's; None when not comparable."""
-    if table.dataset != "mnist" or table.choice.beta != 1.0 or table.row_names != ("d",):
+
+def build_comparison(table: Table, reference: pd.DataFrame | None = None) -> Comparison | None:
+    """The comparison of a reproduced table with the paper's; None when not comparable."""
+    paper = table.spec.comparison
+    if paper is None or table.dataset not in paper.datasets:
         return None
-    if not all(model in table.models for model in COMPARED):
+    if table.choice.beta != 1.0 or table.row_names != ("row",):
         return None
-    published = reference_values(load_reference() if reference is None else reference, table.number)
-    metrics = list(dict.fromkeys(metric for _, metric in table.columns))
+    pair = table.spec.pair
+    if not all(model in table.models for model in pair):
+        return None
+    published = reference_values(load_reference() if reference is None else reference, table.spec.name)
     rows: list[ComparisonRow] = []
     for (d,) in table.rows:
-        for metric in metrics:
-            if not all((model, d, metric) in published for model in COMPARED):
+        for column in table.shown_metrics:
+            metric = column.metric
+            if not all((model, d, metric) in published for model in pair):
                 continue
-            ours = {model: table.stat((d,), (model, metric)) for model in COMPARED}
-            a, b = ours["nvae"], ours["svae"]
-            pvalue = T.welch_pvalue(a.values, b.values) if a is not None and b is not None else math.nan
+            ours = {model: table.stat((d,), (model, metric)) for model in pair}
+            a, b = ours[pair[0]], ours[pair[1]]
+            pvalue = welch_pvalue(a.values, b.values) if a is not None and b is not None else math.nan
             bold = next(
-                (model for (row, (model, m)) in table.bold if row == (d,) and m == metric and model in COMPARED), None
+                (model for (row, (model, m)) in table.bold if row == (d,) and m == metric and model in pair), None
             )
-            rows.append(ComparisonRow(d, metric, ours, {m: published[(m, d, metric)] for m in COMPARED}, pvalue, bold))
-    return Comparison(table.number, table, rows) if rows else None
+            paper_values = {m: published[(m, d, metric)] for m in pair}
+            rows.append(ComparisonRow(d, column, ours, paper_values, pvalue, bold, pair))
+    return Comparison(table, rows) if rows else None
 
 
-def build_comparisons(tables: list[T.Table], reference: pd.DataFrame | None = None) -> list[Comparison]:
+def build_comparisons(tables: list[Table], reference: pd.DataFrame | None = None) -> list[Comparison]:
     reference = load_reference() if reference is None else reference
     out = [build_comparison(t, reference) for t in tables]
     return [c for c in out if c is not None]
@@ -133,95 +155,89 @@ def build_comparisons(tables: list[T.Table], reference: pd.DataFrame | None = No
 # --------------------------------------------------------------------------- formatting
 
 
-def metric_label(number: int, metric: str, latex: bool) -> str:
-    if number == 2:
-        return f"{metric.rsplit('_', 1)[1]} labels"
-    for name, plain, tex in T.TABLE1_METRICS:
-        if name == metric:
-            return tex if latex else plain
-    return metric
+def _initial(model: str) -> str:
+    return model_name(model)[0]
 
 
-def order_text(sign: float, latex: bool) -> str:
+def order_text(sign: float, pair: tuple[str, str], latex: bool) -> str:
+    """ "S > N" (the second model of the pair ahead), "S < N", "S = N", or empty."""
     if math.isnan(sign):
-        return T.EMPTY_LATEX if latex else T.EMPTY_TEXT
+        return EMPTY_LATEX if latex else EMPTY_TEXT
+    first, second = _initial(pair[0]), _initial(pair[1])
     if sign == 0:
-        return "S = N"
-    return ("S $>$ N" if sign > 0 else "S $<$ N") if latex else ("S > N" if sign > 0 else "S < N")
+        return f"{second} = {first}"
+    relation = (">" if sign > 0 else "<") if not latex else ("$>$" if sign > 0 else "$<$")
+    return f"{second} {relation} {first}"
 
 
 def holds_text(holds: bool | None, latex: bool) -> str:
     if holds is None:
-        return T.EMPTY_LATEX if latex else T.EMPTY_TEXT
+        return EMPTY_LATEX if latex else EMPTY_TEXT
     return "yes" if holds else "no"
 
 
 def pvalue_text(p: float, latex: bool) -> str:
     if math.isnan(p):
-        return T.EMPTY_LATEX if latex else T.EMPTY_TEXT
+        return EMPTY_LATEX if latex else EMPTY_TEXT
     text = f"{p:.1e}" if p < 0.001 else f"{p:.3f}"
     return f"${text}$" if latex else text
 
 
 def paper_text(mean: float, std: float, decimals: int, latex: bool) -> str:
     """The published value: "mean" or "mean ± std" where the paper gives a std."""
-    text = T.fmt_number(mean, decimals)
+    text = fmt_number(mean, decimals)
     if not math.isnan(std):
-        text += (r" \pm " if latex else " ± ") + T.fmt_number(std, decimals)
+        text += (r" \pm " if latex else " ± ") + fmt_number(std, decimals)
     return f"${text}$" if latex else text
 
 
 def diff_text(value: float, decimals: int, latex: bool) -> str:
     if math.isnan(value):
-        return T.EMPTY_LATEX if latex else T.EMPTY_TEXT
-    text = ("+" if value > 0 else "") + T.fmt_number(value, decimals)
+        return EMPTY_LATEX if latex else EMPTY_TEXT
+    text = ("+" if value > 0 else "") + fmt_number(value, decimals)
     return f"${text}$" if latex else text
 
 
 def ours_text(row: ComparisonRow, model: str, decimals: int, latex: bool) -> str:
     stat = row.ours.get(model)
     if stat is None:
-        return T.EMPTY_LATEX if latex else T.EMPTY_TEXT
-    return T.format_mean_std(stat, decimals, latex=latex, bold=row.bold == model)
+        return EMPTY_LATEX if latex else EMPTY_TEXT
+    return format_mean_std(stat, decimals, latex=latex, bold=row.bold == model)
 
 
 def comparison_caption(comp: Comparison, latex: bool) -> str:
-    mk = T.Markup(latex)
-    table = comp.table
+    mk = Markup(latex)
+    paper = comp.spec.comparison
+    assert paper is not None
     pm = mk.math(r"\pm", "±")
     p_rule = mk.math("p < 0.01", "p < 0.01")
     delta = mk.math(r"\Delta", "Δ")
-    if comp.number == 1:
-        what = "test LL, ELBO " + mk.math(r"\mathcal{L}[q]", "L[q]") + ", RE and KL (nats)"
-        better = "higher LL, " + mk.math(r"\mathcal{L}[q]", "L[q]") + ", RE; KL is not compared"
-    else:
-        what = "k-NN accuracy (" + mk.text("%") + ") with 100, 600 and 1000 labelled points"
-        better = "higher accuracy"
-    lo, hi = table.n_range()
-    n = mk.math(f"n = {lo}", f"n = {lo}") if lo == hi else mk.math(f"n = {lo}", f"n = {lo}") + "--" + str(hi)
-    head = f"{mk.text(table.dataset)} (experiment {mk.text(table.experiment)}{T.budget_text(table.budgets, mk)})"
     minus = mk.math("-", "−")
+    first, second = (mk.text(model_name(m)) for m in comp.pair)
+    lo, hi = comp.table.n_range()
+    n = n_text(comp.table, mk) if lo == hi else mk.math(f"n = {lo}", f"n = {lo}") + "--" + str(hi)
     return (
-        f"{head} against {PAPER}, Table {comp.number}: {what}. Ours: mean {pm} std over {n} runs; "
+        f"{table_heading(comp.table, mk)} against {PAPER}, {comp.spec.title}: {paper.what(comp.columns, mk)}. "
+        f"Ours: mean {pm} std over {n} runs; "
         f"paper: published mean (std where published); {delta} = ours {minus} paper. "
-        f"Order: sign of S-VAE {minus} N-VAE; holds: our order is the paper's. Bold: the better of ours "
-        f"({better}) where a Welch t-test gives {p_rule}; p is that test's p-value. "
-        f"Source: {mk.code(table.source)}."
+        f"Order: sign of {second} {minus} {first}; holds: our order is the paper's. Bold: the better of ours "
+        f"({paper.better(mk)}) where a Welch t-test gives {p_rule}; p is that test's p-value. "
+        f"Source: {mk.code(comp.table.source)}."
     )
 
 
 def _cells(comp: Comparison, row: ComparisonRow, latex: bool) -> list[str]:
     dec = comp.decimals
-    cells = [str(row.d), metric_label(comp.number, row.metric, latex)]
-    for model in COMPARED:
+    cells = [str(row.d), row.column.paper_header(latex)]
+    for model in comp.pair:
         cells += [
             ours_text(row, model, dec, latex),
             paper_text(*row.paper[model], dec, latex),
             diff_text(row.diff(model), dec, latex),
         ]
     cells += [
-        order_text(row.paper_order, latex),
-        order_text(row.our_order, latex),
+        order_text(row.paper_order, comp.pair, latex),
+        order_text(row.our_order, comp.pair, latex),
         pvalue_text(row.pvalue, latex),
         holds_text(row.holds, latex),
     ]
@@ -230,15 +246,16 @@ def _cells(comp: Comparison, row: ComparisonRow, latex: bool) -> list[str]:
 
 def render_comparison_latex(comp: Comparison) -> str:
     """A booktabs ``table`` environment (needs booktabs and graphicx)."""
-    groups = [rf"\multicolumn{{3}}{{c}}{{{T.model_name(m)}}}" for m in COMPARED] + [r"\multicolumn{4}{c}{order}"]
+    groups = [rf"\multicolumn{{3}}{{c}}{{{model_name(m)}}}" for m in comp.pair] + [r"\multicolumn{4}{c}{order}"]
     rules = [r"\cmidrule(lr){3-5}", r"\cmidrule(lr){6-8}", r"\cmidrule(lr){9-12}"]
-    header = ["$d$", "metric"] + ["ours", "paper", r"$\Delta$"] * 2 + ["paper", "ours", "$p$", "holds"]
+    header = [comp.spec.row[2], "metric"] + ["ours", "paper", r"$\Delta$"] * 2 + ["paper", "ours", "$p$", "holds"]
+    slug = table_label(comp.table).split("-", 1)[1]
     lines = [
         r"\begin{table}[htbp]",
         r"\centering",
         r"\small",
         rf"\caption{{{comparison_caption(comp, latex=True)}}}",
-        rf"\label{{tab:table{comp.number}-vs-paper-{T.table_label(comp.table).split('-', 1)[1]}}}",
+        rf"\label{{tab:{comp.spec.name}-vs-paper-{slug}}}",
         r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
         r"\begin{tabular}{llcccccccccc}",
         r"\toprule",
@@ -260,10 +277,10 @@ def render_comparison_latex(comp: Comparison) -> str:
 def render_comparison_markdown(comp: Comparison) -> str:
     table = comp.table
     title = (
-        f"### Table {comp.number} against the paper: {T.markdown_escape(table.dataset)} "
-        f"(experiment {T.markdown_escape(table.experiment)})"
+        f"### {comp.spec.title} against the paper: {markdown_escape(table.dataset)} "
+        f"(experiment {markdown_escape(table.experiment)})"
     )
-    header = ["d", "metric"] + [f"{T.model_name(m)} {h}" for m in COMPARED for h in ("ours", "paper", "Δ")]
+    header = [comp.spec.row[1], "metric"] + [f"{model_name(m)} {h}" for m in comp.pair for h in ("ours", "paper", "Δ")]
     header += ["paper order", "our order", "p (Welch)", "holds"]
     lines = [
         title,
@@ -285,11 +302,11 @@ def comparison_frame(comp: Comparison) -> pd.DataFrame:
             "experiment": comp.table.experiment,
             "dataset": comp.table.dataset,
             "budget": ",".join(comp.table.budgets),
-            "d": row.d,
+            comp.spec.row[1]: row.d,
             "metric": row.metric,
         }
-        for model in COMPARED:
-            stat = row.ours.get(model) or T.Stat(np.empty(0))
+        for model in comp.pair:
+            stat = row.ours.get(model) or Stat(np.empty(0))
             record.update(
                 {
                     f"{model}_mean": stat.mean,
@@ -313,15 +330,14 @@ def comparison_frame(comp: Comparison) -> pd.DataFrame:
 
 
 def render_comparison_outputs(comparisons: list[Comparison]) -> dict[str, str]:
-    """File name -> content for table{1,2}_vs_paper.{csv,tex,md}; empty when nothing is comparable."""
+    """File name -> content for <spec>_vs_paper.{csv,tex,md}; empty when nothing is comparable."""
     out: dict[str, str] = {}
-    for number in (1, 2):
-        comps = [c for c in comparisons if c.number == number]
+    for name in TABLE_SPECS:
+        comps = [c for c in comparisons if c.spec.name == name]
         if not comps:
             continue
-        out[f"table{number}_vs_paper.csv"] = pd.concat([comparison_frame(c) for c in comps], ignore_index=True).to_csv(
-            index=False
-        )
-        out[f"table{number}_vs_paper.tex"] = "\n".join(render_comparison_latex(c) for c in comps)
-        out[f"table{number}_vs_paper.md"] = "\n".join(render_comparison_markdown(c) for c in comps)
+        frame = pd.concat([comparison_frame(c) for c in comps], ignore_index=True)
+        out[f"{name}_vs_paper.csv"] = frame.to_csv(index=False)
+        out[f"{name}_vs_paper.tex"] = "\n".join(render_comparison_latex(c) for c in comps)
+        out[f"{name}_vs_paper.md"] = "\n".join(render_comparison_markdown(c) for c in comps)
     return out

@@ -49,6 +49,7 @@ from ..plots import (
     save_latent_png,
 )
 from ..records import RESULT_FILE, read_result
+from .markup import MODEL_NAMES, model_rank
 
 __all__ = [
     "DPI",
@@ -64,10 +65,6 @@ __all__ = [
     "save_latent_png",
     "sort_runs",
 ]
-
-#: Display order of the models in the composed figure, and their names.
-_MODEL_ORDER = {"ae": 0, "nvae": 1, "svae": 2, "psvae": 3}
-_MODEL_NAMES = {"ae": "AE", "nvae": "N-VAE", "svae": "S-VAE", "psvae": "PS-VAE"}
 
 
 @dataclass
@@ -135,7 +132,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunLatent:
 def panel_title(model: str, beta: float) -> str:
     """ "AE", "N-VAE, β = 0.1", "S-VAE", "PS-VAE" (β shown for S-/PS-VAE only if != 1)."""
     key = model.lower()
-    name = _MODEL_NAMES.get(key, model)
+    name = MODEL_NAMES.get(key, model)
     has_beta = beta is not None and math.isfinite(beta)
     if key == "nvae" and has_beta:
         return f"{name}, β = {beta:g}"
@@ -149,7 +146,7 @@ def sort_runs(runs: Sequence[RunLatent]) -> list[RunLatent]:
 
     def key(run: RunLatent) -> tuple[int, str, float, str]:
         beta = run.beta if math.isfinite(run.beta) else math.inf
-        return (_MODEL_ORDER.get(run.model, len(_MODEL_ORDER)), run.model, beta, str(run.run_dir))
+        return (*model_rank(run.model), beta, str(run.run_dir))
 
     return sorted(runs, key=key)
 

@@ -1,0 +1,119 @@
+"""Table specs: what a table shows, declared as data; the registry of the tables ``svae-bench tables`` builds.
+
+A :class:`TableSpec` says which runs a table is built from (a task's records), which metric
+columns it shows (:class:`Column`: labels, unit scale, decimals, whether the better of the
+two compared models is bolded), its caption, and how the paper's published numbers map onto
+it (:class:`PaperComparison`). :mod:`svae_bench.report.tables` builds and renders any spec;
+nothing there knows a table by its number. Tables 1 and 2 are entries
+(:mod:`svae_bench.report.specs.mnist_vae`); a new table is a new module in
+:mod:`svae_bench.report.specs` that calls :func:`register_table`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .markup import Markup
+
+
+@dataclass(frozen=True)
+class Column:
+    """One metric column of a table (shown once per model).
+
+    metric: the runs.csv column. label / latex: the header in Markdown / LaTeX.
+    csv: the name in the table's CSV (``<model>_<csv>_{mean,std,n}``).
+    compare: bold the better of the spec's pair where Welch's test is significant.
+    paper_label: its name in the comparison with the paper (default: ``label`` / ``latex``).
+    """
+
+    metric: str
+    label: str
+    latex: str
+    csv: str
+    compare: bool = True
+    paper_label: str | None = None
+
+    def header(self, latex: bool) -> str:
+        return self.latex if latex else self.label
+
+    def paper_header(self, latex: bool) -> str:
+        return self.header(latex) if self.paper_label is None else self.paper_label
+
+
+@dataclass(frozen=True)
+class PaperComparison:
+    """How a reproduced table is compared with the paper's.
+
+    reference_table: the ``table`` value of its rows in reference.csv.
+    column(metric, labels): the runs.csv column a reference.csv row (metric, labels or None)
+        gives the paper's value of; None: a row this table does not show.
+    datasets: the datasets the paper's numbers are for (other runs are not compared).
+    what(columns, markup): what the compared cells are, for the caption.
+    better(markup): which value is better, for the caption's bold rule.
+    """
+
+    reference_table: str
+    column: Callable[[str, int | None], str | None]
+    what: Callable[[Sequence[Column], Markup], str]
+    better: Callable[[Markup], str]
+    datasets: tuple[str, ...] = ("mnist",)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One table of ``svae-bench tables``, built for every (experiment, dataset) of its task's runs.
+
+    name: the output files' stem (``<name>.csv/.tex/.md``) and label. title: "Table 1".
+    task: the records it is built from (see :mod:`svae_bench.report.collect`).
+    columns(runs): the metric columns to show, given the runs selected for the table.
+    scale, decimals: display units (values * scale) and decimals.
+    pair: the two models compared for bold cells (higher is better).
+    measured_models_only: leave out models with no value in any shown column.
+    what(columns, markup): what the cells are, for the caption.
+    bold_rule(names, markup): the caption's bold sentence, given the pair's display names.
+    empty_note: said instead of a table when no run has a value.
+    row: (runs.csv column, Markdown label, LaTeX label) of the rows' key; the CSV names it by
+        the Markdown label.
+    comparison: how it compares with the paper (None: not published).
+    """
+
+    name: str
+    title: str
+    task: str
+    columns: Callable[[pd.DataFrame], Sequence[Column]]
+    what: Callable[[Sequence[Column], Markup], str]
+    bold_rule: Callable[[tuple[str, str], Markup], str]
+    scale: float = 1.0
+    decimals: int = 2
+    pair: tuple[str, str] = ("nvae", "svae")
+    measured_models_only: bool = False
+    empty_note: str = "no values in these runs"
+    row: tuple[str, str, str] = ("latent_dim", "d", "$d$")
+    comparison: PaperComparison | None = None
+
+
+TABLE_SPECS: dict[str, TableSpec] = {}
+
+
+def register_table(spec: TableSpec) -> TableSpec:
+    """Add ``spec`` to the tables ``svae-bench tables`` writes (replacing one of the same name)."""
+    TABLE_SPECS[spec.name] = spec
+    return spec
+
+
+def specs_for(task: str) -> list[TableSpec]:
+    """The registered tables built from ``task``'s runs, in registration order."""
+    return [spec for spec in TABLE_SPECS.values() if spec.task == task]
+
+
+def static_columns(*columns: Column) -> Callable[[pd.DataFrame], Sequence[Column]]:
+    """``TableSpec.columns`` for a table whose columns do not depend on the runs."""
+    return lambda runs: columns
+
+
+def and_list(items: Sequence[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

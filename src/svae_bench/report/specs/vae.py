@@ -1,0 +1,129 @@
+"""Tables 1 and 2 of Davidson et al. (2018), built from the ``vae`` task's runs.
+
+Table 1: test log-likelihood LL, ELBO L[q], reconstruction term RE and KL (nats, 2 decimals);
+bold compares LL, L[q] and RE (never KL, as in the paper). Table 2: k-NN classification
+accuracy on the latent space in percent (1 decimal), one column per number of labelled
+points found in the runs; only models with a k-NN value are shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from ..collect import IdentityColumn, MetricField, RecordKind, label_columns, labels_of, register_record_kind
+from ..markup import Markup
+from ..spec import Column, PaperComparison, TableSpec, and_list, register_table, static_columns
+
+register_record_kind(
+    RecordKind(
+        task="vae",
+        columns=(
+            IdentityColumn("latent_dim", "int"),
+            IdentityColumn("ambient_dim", "info", key=False),
+            IdentityColumn("beta", "float"),
+        ),
+        metrics=(
+            MetricField("elbo"),
+            MetricField("re"),
+            MetricField("kl"),
+            MetricField("ll"),
+            MetricField("knn_acc", per_labels=True, fraction=True),
+        ),
+    )
+)
+
+
+def _lq(mk: Markup) -> str:
+    return mk.math(r"\mathcal{L}[q]", "L[q]")
+
+
+def _table1_what(columns: Sequence[Column], mk: Markup) -> str:
+    return f"test log-likelihood LL, ELBO {_lq(mk)}, reconstruction term RE and KL (nats)"
+
+
+def _table1_bold(names: tuple[str, str], mk: Markup) -> str:
+    return (
+        f"Bold: the better of {names[0]} and {names[1]} (higher LL, {_lq(mk)}, RE) where a Welch t-test "
+        f"gives {mk.math('p < 0.01', 'p < 0.01')}; KL is not compared."
+    )
+
+
+register_table(
+    TableSpec(
+        name="table1",
+        title="Table 1",
+        task="vae",
+        columns=static_columns(
+            Column("ll", "LL", "LL", "ll"),
+            Column("elbo", "L[q]", r"$\mathcal{L}[q]$", "elbo"),
+            Column("re", "RE", "RE", "re"),
+            Column("kl", "KL", "KL", "kl", compare=False),
+        ),
+        what=_table1_what,
+        bold_rule=_table1_bold,
+        scale=1.0,
+        decimals=2,
+        comparison=PaperComparison(
+            reference_table="table1",
+            column=lambda metric, labels: {"LL": "ll", "ELBO": "elbo", "RE": "re", "KL": "kl"}.get(metric),
+            what=lambda columns, mk: f"test LL, ELBO {_lq(mk)}, RE and KL (nats)",
+            better=lambda mk: f"higher LL, {_lq(mk)}, RE; KL is not compared",
+        ),
+    )
+)
+
+
+def _knn_columns(runs: pd.DataFrame) -> list[Column]:
+    """One column per number of labelled points with a k-NN accuracy in any run."""
+    out = []
+    for metric in label_columns(runs.columns, "knn_acc"):
+        labels = labels_of(metric)
+        out.append(
+            Column(
+                metric,
+                str(labels),
+                str(labels),
+                f"knn{labels}_pct",
+                paper_label=f"{labels} labels",
+            )
+        )
+    return out
+
+
+def _table2_what(columns: Sequence[Column], mk: Markup) -> str:
+    labels = ", ".join(dict.fromkeys(c.label for c in columns))
+    return f"k-NN classification accuracy ({mk.text('%')}) on the latent space with {labels} labelled points"
+
+
+def _table2_bold(names: tuple[str, str], mk: Markup) -> str:
+    p_rule = mk.math("p < 0.01", "p < 0.01")
+    return f"Bold: the higher of {names[0]} and {names[1]} where a Welch t-test gives {p_rule}."
+
+
+def _table2_paper_what(columns: Sequence[Column], mk: Markup) -> str:
+    labels = and_list(list(dict.fromkeys(c.label for c in columns)))
+    return f"k-NN accuracy ({mk.text('%')}) with {labels} labelled points"
+
+
+register_table(
+    TableSpec(
+        name="table2",
+        title="Table 2",
+        task="vae",
+        columns=_knn_columns,
+        what=_table2_what,
+        bold_rule=_table2_bold,
+        scale=100.0,
+        decimals=1,
+        measured_models_only=True,
+        empty_note="no k-NN accuracies in these runs",
+        comparison=PaperComparison(
+            reference_table="table2",
+            column=lambda metric, labels: f"knn_acc_{labels}" if metric == "knn_acc" and labels else None,
+            what=_table2_paper_what,
+            better=lambda mk: "higher accuracy",
+        ),
+    )
+)
