@@ -32,15 +32,16 @@ def _writable(path: Path) -> bool:
 def check_job(job: Job, checked_data: set | None = None) -> None:
     """The checks a run makes before training (ConfigError if one fails): every value (its
     task's :meth:`~svae_bench.tasks.Task.check`), the data files it reads (its task's
-    ``check_data``, once per dataset config in ``checked_data``), that its run directory lies
-    inside its runs root, and that the runs root is writable."""
+    ``check_data``, once per :meth:`~svae_bench.tasks.Task.data_key` in ``checked_data``), that
+    its run directory lies inside its runs root, and that the runs root is writable."""
     task = get_task(job.values.get("task", "vae"))
     values = task.check(job.values)
-    dataset_key = repr(sorted(values.get("dataset", {}).items()))
-    if checked_data is None or dataset_key not in checked_data:
+    data_key = task.data_key(values)
+    key = None if data_key is None else (task.name, data_key)
+    if checked_data is None or key is None or key not in checked_data:
         task.check_data(values)
-        if checked_data is not None:
-            checked_data.add(dataset_key)
+        if checked_data is not None and key is not None:
+            checked_data.add(key)
     check_inside(job.run_dir, values["runs_root"])
     if not _writable(Path(str(values["runs_root"]))):
         raise ConfigError(

@@ -60,6 +60,11 @@ class Task:
     def check_data(self, values: dict) -> None:
         """Check that the files the run reads exist (ConfigError naming the file); cheap, no loading."""
 
+    def data_key(self, values: dict) -> Any:
+        """What :meth:`check_data` depends on (hashable): a sweep's preflight checks the data once per
+        key. None (the default): check it for every job."""
+        return None
+
     def identity(self, cfg: Any) -> dict[str, Any]:
         """The record fields that name a run (tables group by them): at least experiment and seed."""
         raise NotImplementedError
