@@ -70,3 +70,25 @@ def test_bad_values_are_config_errors():
         build_m2(z1_ambient=4, z1_family="vmf", z2_dim=3, z2_family="beta", hidden_dims=[8])
     with pytest.raises(ConfigError, match="hidden_dims"):
         build_m2(z1_ambient=4, z1_family="vmf", z2_dim=3, z2_family="vmf", hidden_dims=[])
+
+
+# --------------------------------------------------------------------------- the labelled subset
+
+
+def test_labelled_subset_has_exactly_10_per_class_and_depends_on_the_seed_only():
+    from svae_bench.data.labels import labelled_subset
+
+    labels = torch.randint(0, 10, (5000,), generator=torch.Generator().manual_seed(0))
+    idx = labelled_subset(labels, 100, seed=3)
+    assert idx.shape == (100,) and idx.unique().numel() == 100
+    assert torch.bincount(labels[idx], minlength=10).tolist() == [10] * 10
+    assert torch.equal(idx, labelled_subset(labels, 100, seed=3))  # the same seed: the same points
+    torch.manual_seed(123)  # the global generator plays no part
+    assert torch.equal(idx, labelled_subset(labels, 100, seed=3))
+    assert not torch.equal(idx, labelled_subset(labels, 100, seed=4))
+    with pytest.raises(ConfigError, match="labels=105 must be a positive multiple of the 10 classes"):
+        labelled_subset(labels, 105, seed=0)
+    with pytest.raises(ConfigError, match="labels=0 must be"):
+        labelled_subset(labels, 0, seed=0)
+    with pytest.raises(ConfigError, match="needs 1000 points of class 0; the training split has"):
+        labelled_subset(labels, 10000, seed=0)
