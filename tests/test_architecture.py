@@ -115,7 +115,7 @@ def coin_table():
             what=lambda columns, mk: "estimated probability of heads",
             bold_rule=lambda names, mk: f"Bold: the higher of {names[0]} and {names[1]} where Welch's p < 0.01.",
             row=("flips", "n", "$n$"),
-            pair=("fair", "loaded"),
+            compared=("fair", "loaded"),
         )
     )
     yield spec

@@ -5,14 +5,15 @@ table, model, d, metric, labels, mean, std; the paper gives a std for one cell o
 A table spec with a :class:`~svae_bench.report.spec.PaperComparison` says which
 reference rows are its columns. :func:`build_comparisons` pairs them with a reproduced
 :class:`~svae_bench.report.tables.Table` when the table is comparable: a dataset the
-paper reports (MNIST), KL weight beta = 1, and both models of the spec's pair (N-VAE,
-S-VAE) present.
+paper reports (MNIST), KL weight beta = 1, and every model the spec compares (N-VAE and
+S-VAE; Table 3's three families) present.
 
 One comparison row per (d, column) (Table 1: LL, L[q], RE, KL in nats; Table 2: k-NN
 accuracy in percent per number of labels) holds, for each model, our mean +- std over
 n runs, the paper's value and the difference ours - paper; then the order of the two
-models in the paper and in ours (the sign of S-VAE - N-VAE), Welch's p-value for our
-two samples and whether our order is the paper's ("yes" / "no"). A cell of ours is bold
+models in the paper and in ours (the sign of S-VAE - N-VAE; with more than two models, their
+ranking, best first), Welch's p-value for our two samples (the best two with more models)
+and whether our order is the paper's ("yes" / "no"). A cell of ours is bold
 where Welch's test gives p < 0.01, on the same rule as the reproduced tables.
 
 Outputs (see :func:`render_comparison_outputs`): ``<spec>_vs_paper.csv`` (numbers),
@@ -30,8 +31,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .markup import EMPTY_LATEX, EMPTY_TEXT, Markup, fmt_number, format_mean_std, markdown_escape, model_name
-from .spec import TABLE_SPECS, Column, TableSpec
+from .markup import (
+    EMPTY_LATEX,
+    EMPTY_TEXT,
+    Markup,
+    fmt_number,
+    format_mean_std,
+    latex_escape,
+    markdown_escape,
+    model_name,
+)
+from .spec import TABLE_SPECS, Column, TableSpec, parse_row, row_text
 from .stats import Stat, welch_pvalue
 from .tables import Table, n_text, table_heading, table_label
 
@@ -47,28 +57,36 @@ def load_reference() -> pd.DataFrame:
     return frame
 
 
-def reference_values(reference: pd.DataFrame, name: str) -> dict[tuple[str, int, str], tuple[float, float]]:
-    """(model, d, runs.csv column) -> (mean, std) of the paper for the table spec ``name``, in display units."""
+def reference_values(reference: pd.DataFrame, name: str) -> dict[tuple[str, Any, str], tuple[float, float]]:
+    """(model, row key, runs.csv column) -> (mean, std) of the paper for the table spec ``name``, in
+    display units; the row key is d (an int) or a combined key such as (z1, z2)."""
     paper = TABLE_SPECS[name].comparison
     if paper is None:
         return {}
-    out: dict[tuple[str, int, str], tuple[float, float]] = {}
+    out: dict[tuple[str, Any, str], tuple[float, float]] = {}
     for row in reference[reference["table"] == paper.reference_table].itertuples(index=False):
         column = paper.column(row.metric, None if pd.isna(row.labels) else int(row.labels))
         if column is not None:
-            out[(row.model, int(row.d), column)] = (float(row.mean), float(row.std))
+            out[(row.model, parse_row(row.d), column)] = (float(row.mean), float(row.std))
     return out
+
+
+def ranking(values: dict[str, float]) -> tuple[str, ...] | None:
+    """The models by decreasing value; None when a value is missing or two are tied."""
+    if any(math.isnan(v) for v in values.values()) or len(set(values.values())) < len(values):
+        return None
+    return tuple(sorted(values, key=lambda m: -values[m]))
 
 
 @dataclass
 class ComparisonRow:
-    d: int
+    d: Any  # the row key: d, or a combined key such as (z1, z2)
     column: Column  # the table column compared
     ours: dict[str, Stat | None]  # model -> our values (display units)
     paper: dict[str, tuple[float, float]]  # model -> (mean, std); std NaN when not published
     pvalue: float  # Welch, ours; NaN when undefined
     bold: str | None  # the model whose cell is bold, if any
-    pair: tuple[str, str]  # (first, second): the order is the sign of second - first
+    models: tuple[str, ...]  # the compared models; for two, the order is the sign of second - first
 
     @property
     def metric(self) -> str:
@@ -78,22 +96,34 @@ class ComparisonRow:
         stat = self.ours.get(model)
         return stat.mean - self.paper[model][0] if stat is not None else math.nan
 
-    @property
-    def paper_order(self) -> float:
-        first, second = self.pair
-        return float(np.sign(self.paper[second][0] - self.paper[first][0]))
+    def _our_means(self) -> dict[str, float]:
+        return {m: (s.mean if (s := self.ours.get(m)) is not None else math.nan) for m in self.models}
 
     @property
-    def our_order(self) -> float:
-        a, b = self.ours.get(self.pair[0]), self.ours.get(self.pair[1])
-        return float(np.sign(b.mean - a.mean)) if a is not None and b is not None else math.nan
+    def paper_order(self) -> Any:
+        """Two models: the sign of second - first (a float); more: the ranking, best first (None: tie)."""
+        if len(self.models) == 2:
+            first, second = self.models
+            return float(np.sign(self.paper[second][0] - self.paper[first][0]))
+        return ranking({m: self.paper[m][0] for m in self.models})
+
+    @property
+    def our_order(self) -> Any:
+        means = self._our_means()
+        if len(self.models) == 2:
+            a, b = (means[m] for m in self.models)
+            return float(np.sign(b - a)) if not (math.isnan(a) or math.isnan(b)) else math.nan
+        return ranking(means)
 
     @property
     def holds(self) -> bool | None:
         """Our order is the paper's; None when either is undefined (a tie or a missing model)."""
-        if math.isnan(self.our_order) or self.paper_order == 0 or self.our_order == 0:
+        paper, ours = self.paper_order, self.our_order
+        if len(self.models) > 2:
+            return None if paper is None or ours is None else paper == ours
+        if math.isnan(ours) or paper == 0 or ours == 0:
             return None
-        return self.paper_order == self.our_order
+        return paper == ours
 
 
 @dataclass
@@ -106,8 +136,8 @@ class Comparison:
         return self.table.spec
 
     @property
-    def pair(self) -> tuple[str, str]:
-        return self.spec.pair
+    def models(self) -> tuple[str, ...]:
+        return self.spec.compared
 
     @property
     def decimals(self) -> int:
@@ -125,24 +155,28 @@ def build_comparison(table: Table, reference: pd.DataFrame | None = None) -> Com
         return None
     if table.choice.beta != 1.0 or table.row_names != ("row",):
         return None
-    pair = table.spec.pair
-    if not all(model in table.models for model in pair):
+    models = table.spec.compared
+    if not all(model in table.models for model in models):
         return None
     published = reference_values(load_reference() if reference is None else reference, table.spec.name)
     rows: list[ComparisonRow] = []
     for (d,) in table.rows:
         for column in table.shown_metrics:
             metric = column.metric
-            if not all((model, d, metric) in published for model in pair):
+            if not all((model, d, metric) in published for model in models):
                 continue
-            ours = {model: table.stat((d,), (model, metric)) for model in pair}
-            a, b = ours[pair[0]], ours[pair[1]]
-            pvalue = welch_pvalue(a.values, b.values) if a is not None and b is not None else math.nan
+            ours = {model: table.stat((d,), (model, metric)) for model in models}
+            present = sorted((s.mean, m) for m, s in ours.items() if s is not None)
+            top = [ours[m] for _, m in present[-2:]]  # the two models compared: the best two of ours
+            pvalue = welch_pvalue(top[0].values, top[1].values) if len(present) >= 2 else math.nan  # type: ignore[union-attr]
+            if len(models) == 2:
+                a, b = ours[models[0]], ours[models[1]]
+                pvalue = welch_pvalue(a.values, b.values) if a is not None and b is not None else math.nan
             bold = next(
-                (model for (row, (model, m)) in table.bold if row == (d,) and m == metric and model in pair), None
+                (model for (row, (model, m)) in table.bold if row == (d,) and m == metric and model in models), None
             )
-            paper_values = {m: published[(m, d, metric)] for m in pair}
-            rows.append(ComparisonRow(d, column, ours, paper_values, pvalue, bold, pair))
+            paper_values = {m: published[(m, d, metric)] for m in models}
+            rows.append(ComparisonRow(d, column, ours, paper_values, pvalue, bold, models))
     return Comparison(table, rows) if rows else None
 
 
@@ -159,11 +193,15 @@ def _initial(model: str) -> str:
     return model_name(model)[0]
 
 
-def order_text(sign: float, pair: tuple[str, str], latex: bool) -> str:
-    """ "S > N" (the second model of the pair ahead), "S < N", "S = N", or empty."""
+def order_text(sign: Any, models: tuple[str, ...], latex: bool) -> str:
+    """Two models: "S > N" (the second ahead), "S < N", "S = N"; more: "S+N > S+S > N+N"; or empty."""
+    if len(models) > 2:
+        if sign is None:
+            return EMPTY_LATEX if latex else EMPTY_TEXT
+        return (" $>$ " if latex else " > ").join(latex_escape(model_name(m)) if latex else model_name(m) for m in sign)
     if math.isnan(sign):
         return EMPTY_LATEX if latex else EMPTY_TEXT
-    first, second = _initial(pair[0]), _initial(pair[1])
+    first, second = _initial(models[0]), _initial(models[1])
     if sign == 0:
         return f"{second} = {first}"
     relation = (">" if sign > 0 else "<") if not latex else ("$>$" if sign > 0 else "$<$")
@@ -213,31 +251,38 @@ def comparison_caption(comp: Comparison, latex: bool) -> str:
     p_rule = mk.math("p < 0.01", "p < 0.01")
     delta = mk.math(r"\Delta", "Δ")
     minus = mk.math("-", "−")
-    first, second = (mk.text(model_name(m)) for m in comp.pair)
+    names = [mk.text(model_name(m)) for m in comp.models]
+    order = f"sign of {names[1]} {minus} {names[0]}" if len(names) == 2 else "the models by decreasing mean, best first"
+    if len(names) == 2:
+        bold = f"the better of ours ({paper.better(mk)}) where a Welch t-test gives {p_rule}; p is that test's p-value"
+    else:
+        bold = (
+            f"the best of ours ({paper.better(mk)}) where a Welch t-test against each other gives {p_rule}; "
+            "p is that test's p-value for our best two"
+        )
     lo, hi = comp.table.n_range()
     n = n_text(comp.table, mk) if lo == hi else mk.math(f"n = {lo}", f"n = {lo}") + "--" + str(hi)
     return (
         f"{table_heading(comp.table, mk)} against {PAPER}, {comp.spec.title}: {paper.what(comp.columns, mk)}. "
         f"Ours: mean {pm} std over {n} runs; "
         f"paper: published mean (std where published); {delta} = ours {minus} paper. "
-        f"Order: sign of {second} {minus} {first}; holds: our order is the paper's. Bold: the better of ours "
-        f"({paper.better(mk)}) where a Welch t-test gives {p_rule}; p is that test's p-value. "
+        f"Order: {order}; holds: our order is the paper's. Bold: {bold}. "
         f"Source: {mk.code(comp.table.source)}."
     )
 
 
 def _cells(comp: Comparison, row: ComparisonRow, latex: bool) -> list[str]:
     dec = comp.decimals
-    cells = [str(row.d), row.column.paper_header(latex)]
-    for model in comp.pair:
+    cells = [row_text(row.d), row.column.paper_header(latex)]
+    for model in comp.models:
         cells += [
             ours_text(row, model, dec, latex),
             paper_text(*row.paper[model], dec, latex),
             diff_text(row.diff(model), dec, latex),
         ]
     cells += [
-        order_text(row.paper_order, comp.pair, latex),
-        order_text(row.our_order, comp.pair, latex),
+        order_text(row.paper_order, comp.models, latex),
+        order_text(row.our_order, comp.models, latex),
         pvalue_text(row.pvalue, latex),
         holds_text(row.holds, latex),
     ]
@@ -246,9 +291,13 @@ def _cells(comp: Comparison, row: ComparisonRow, latex: bool) -> list[str]:
 
 def render_comparison_latex(comp: Comparison) -> str:
     """A booktabs ``table`` environment (needs booktabs and graphicx)."""
-    groups = [rf"\multicolumn{{3}}{{c}}{{{model_name(m)}}}" for m in comp.pair] + [r"\multicolumn{4}{c}{order}"]
-    rules = [r"\cmidrule(lr){3-5}", r"\cmidrule(lr){6-8}", r"\cmidrule(lr){9-12}"]
-    header = [comp.spec.row[2], "metric"] + ["ours", "paper", r"$\Delta$"] * 2 + ["paper", "ours", "$p$", "holds"]
+    k = len(comp.models)
+    groups = [rf"\multicolumn{{3}}{{c}}{{{latex_escape(model_name(m))}}}" for m in comp.models]
+    groups.append(r"\multicolumn{4}{c}{order}")
+    rules = [rf"\cmidrule(lr){{{3 + 3 * i}-{5 + 3 * i}}}" for i in range(k)] + [
+        rf"\cmidrule(lr){{{3 + 3 * k}-{6 + 3 * k}}}"
+    ]
+    header = [comp.spec.row[2], "metric"] + ["ours", "paper", r"$\Delta$"] * k + ["paper", "ours", "$p$", "holds"]
     slug = table_label(comp.table).split("-", 1)[1]
     lines = [
         r"\begin{table}[htbp]",
@@ -257,7 +306,7 @@ def render_comparison_latex(comp: Comparison) -> str:
         rf"\caption{{{comparison_caption(comp, latex=True)}}}",
         rf"\label{{tab:{comp.spec.name}-vs-paper-{slug}}}",
         r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
-        r"\begin{tabular}{llcccccccccc}",
+        rf"\begin{{tabular}}{{ll{'c' * (3 * k + 4)}}}",
         r"\toprule",
         " & ".join(["", ""] + groups) + r" \\",
         " ".join(rules),
@@ -280,7 +329,8 @@ def render_comparison_markdown(comp: Comparison) -> str:
         f"### {comp.spec.title} against the paper: {markdown_escape(table.dataset)} "
         f"(experiment {markdown_escape(table.experiment)})"
     )
-    header = [comp.spec.row[1], "metric"] + [f"{model_name(m)} {h}" for m in comp.pair for h in ("ours", "paper", "Δ")]
+    header = [comp.spec.row[1], "metric"]
+    header += [f"{markdown_escape(model_name(m))} {h}" for m in comp.models for h in ("ours", "paper", "Δ")]
     header += ["paper order", "our order", "p (Welch)", "holds"]
     lines = [
         title,
@@ -302,10 +352,10 @@ def comparison_frame(comp: Comparison) -> pd.DataFrame:
             "experiment": comp.table.experiment,
             "dataset": comp.table.dataset,
             "budget": ",".join(comp.table.budgets),
-            comp.spec.row[1]: row.d,
+            comp.spec.row[1]: row_text(row.d) if isinstance(row.d, tuple) else row.d,
             "metric": row.metric,
         }
-        for model in comp.pair:
+        for model in comp.models:
             stat = row.ours.get(model) or Stat(np.empty(0))
             record.update(
                 {
@@ -317,10 +367,13 @@ def comparison_frame(comp: Comparison) -> pd.DataFrame:
                     f"{model}_diff": row.diff(model),
                 }
             )
+        paper_order, our_order = row.paper_order, row.our_order
+        if len(comp.models) > 2:
+            paper_order, our_order = (">".join(o) if o is not None else "" for o in (paper_order, our_order))
         record.update(
             {
-                "paper_order": row.paper_order,
-                "our_order": row.our_order,
+                "paper_order": paper_order,
+                "our_order": our_order,
                 "welch_p": row.pvalue,
                 "order_holds": "" if row.holds is None else ("yes" if row.holds else "no"),
             }

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from .stats import Stat
 
-#: the order models appear in, in tables and figures (others follow, alphabetically)
-MODEL_ORDER: tuple[str, ...] = ("ae", "nvae", "svae", "psvae")
+#: the order models appear in, in tables and figures (others follow, alphabetically);
+#: table specs add theirs with :func:`register_model`
+MODEL_ORDER: list[str] = ["ae", "nvae", "svae", "psvae"]
 MODEL_NAMES: dict[str, str] = {"ae": "AE", "nvae": "N-VAE", "svae": "S-VAE", "psvae": "PS-VAE"}
 EMPTY_TEXT = "–"  # en dash, Markdown
 EMPTY_LATEX = "--"
@@ -32,6 +33,13 @@ _LATEX_SPECIAL = {
 }
 _LATEX_RE = re.compile("|".join(re.escape(c) for c in _LATEX_SPECIAL))
 _MD_RE = re.compile(r"([\\`*_|\[\]<>])")
+
+
+def register_model(model: str, name: str | None = None) -> None:
+    """Show ``model`` after the models known so far, as ``name`` (default: the key itself)."""
+    if model not in MODEL_ORDER:
+        MODEL_ORDER.append(model)
+    MODEL_NAMES[model] = name or model
 
 
 def model_name(model: str) -> str:

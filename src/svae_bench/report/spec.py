@@ -25,7 +25,7 @@ class Column:
 
     metric: the runs.csv column. label / latex: the header in Markdown / LaTeX.
     csv: the name in the table's CSV (``<model>_<csv>_{mean,std,n}``).
-    compare: bold the better of the spec's pair where Welch's test is significant.
+    compare: bold the best of the spec's compared models where Welch's test is significant.
     paper_label: its name in the comparison with the paper (default: ``label`` / ``latex``).
     """
 
@@ -70,13 +70,15 @@ class TableSpec:
     task: the records it is built from (see :mod:`svae_bench.report.collect`).
     columns(runs): the metric columns to show, given the runs selected for the table.
     scale, decimals: display units (values * scale) and decimals.
-    pair: the two models compared for bold cells (higher is better).
+    compared: the models compared for bold cells and with the paper (higher is better): the best
+        is bold where Welch's test against each other one gives p < 0.01.
     measured_models_only: leave out models with no value in any shown column.
     what(columns, markup): what the cells are, for the caption.
-    bold_rule(names, markup): the caption's bold sentence, given the pair's display names.
+    bold_rule(names, markup): the caption's bold sentence, given the compared models' display names.
     empty_note: said instead of a table when no run has a value.
     row: (runs.csv column, Markdown label, LaTeX label) of the rows' key; the CSV names it by
-        the Markdown label.
+        the Markdown label. A tuple of columns keys rows by their values together, shown as
+        "5/10" (Table 3's z1/z2).
     comparison: how it compares with the paper (None: not published).
     """
 
@@ -85,13 +87,13 @@ class TableSpec:
     task: str
     columns: Callable[[pd.DataFrame], Sequence[Column]]
     what: Callable[[Sequence[Column], Markup], str]
-    bold_rule: Callable[[tuple[str, str], Markup], str]
+    bold_rule: Callable[[tuple[str, ...], Markup], str]
     scale: float = 1.0
     decimals: int = 2
-    pair: tuple[str, str] = ("nvae", "svae")
+    compared: tuple[str, ...] = ("nvae", "svae")
     measured_models_only: bool = False
     empty_note: str = "no values in these runs"
-    row: tuple[str, str, str] = ("latent_dim", "d", "$d$")
+    row: tuple[str | tuple[str, ...], str, str] = ("latent_dim", "d", "$d$")
     comparison: PaperComparison | None = None
 
 
@@ -117,3 +119,19 @@ def static_columns(*columns: Column) -> Callable[[pd.DataFrame], Sequence[Column
 def and_list(items: Sequence[str]) -> str:
     """ "a", "a and b", "a, b and c"."""
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def row_columns(spec: TableSpec) -> list[str]:
+    """The runs.csv columns that key a row of ``spec`` (one, or several for a combined key)."""
+    return list(spec.row[0]) if isinstance(spec.row[0], tuple) else [spec.row[0]]
+
+
+def row_text(key: object) -> str:
+    """A row key as shown: 10, or "5/10" for a combined key."""
+    return "/".join(str(v) for v in key) if isinstance(key, tuple) else str(key)
+
+
+def parse_row(text: str) -> object:
+    """A row key from its text (reference.csv's d): "10" -> 10, "5/10" -> (5, 10)."""
+    parts = str(text).split("/")
+    return int(parts[0]) if len(parts) == 1 else tuple(int(p) for p in parts)

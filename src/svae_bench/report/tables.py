@@ -30,9 +30,10 @@ is ignored when choosing):
   the other betas remain in ``runs.csv`` and ``summary.csv``;
 - several betas, none equal to 1: all runs, rows keyed by (beta, d).
 
-Bold. A cell is bold where the spec's pair (N-VAE and S-VAE) both have >= 2 runs and a
-Welch t-test (:func:`~svae_bench.report.stats.welch_significant`) gives p < 0.01, in a
-column the spec compares; the higher one is bold. The renderers take a ``bold`` set of
+Bold. In a column the spec compares, the cell of the best of its compared models (N-VAE and
+S-VAE for Tables 1 and 2) is bold where it and every other compared model have >= 2 runs and
+a Welch t-test (:func:`~svae_bench.report.stats.welch_significant`) against each gives
+p < 0.01; higher is better. The renderers take a ``bold`` set of
 (row, column) keys so other rules can be plugged in.
 """
 
@@ -59,7 +60,7 @@ from .markup import (
     model_name,
     ordered_models,
 )
-from .spec import Column, TableSpec, specs_for
+from .spec import Column, TableSpec, row_columns, row_text, specs_for
 from .stats import Stat, welch_significant
 
 Row = tuple[Any, ...]  # (d,) or (beta, d): the spec's row key, see BetaChoice
@@ -146,15 +147,27 @@ def select_beta(group: pd.DataFrame) -> tuple[pd.DataFrame, BetaChoice]:
     return group, BetaChoice("by-beta", betas)
 
 
-def _row_key(row_names: tuple[str, ...], values: Sequence[Any]) -> Row:
-    """Row keys as plain Python values: beta a float, the row key an int (a string stays a string)."""
-    return tuple(
-        float(v) if name == "beta" else v if isinstance(v, str) else int(v) for name, v in zip(row_names, values)
-    )
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, str) else int(value)
+
+
+def _row_key(spec: TableSpec, row_names: tuple[str, ...], values: Sequence[Any]) -> Row:
+    """Row keys as plain Python values: beta a float, the row key an int (a string stays a string,
+    a combined key a tuple of them)."""
+    values = list(values)
+    key: list[Any] = []
+    for name in row_names:
+        if name == "beta":
+            key.append(float(values.pop(0)))
+        elif isinstance(spec.row[0], tuple):
+            key.append(tuple(_plain(values.pop(0)) for _ in spec.row[0]))
+        else:
+            key.append(_plain(values.pop(0)))
+    return tuple(key)
 
 
 def _row_cols(spec: TableSpec, row_names: tuple[str, ...]) -> list[str]:
-    return ["beta" if n == "beta" else spec.row[0] for n in row_names]
+    return [c for n in row_names for c in (["beta"] if n == "beta" else row_columns(spec))]
 
 
 def build_table(spec: TableSpec, group: pd.DataFrame, experiment: str, dataset: str, source: str) -> Table:
@@ -169,7 +182,7 @@ def build_table(spec: TableSpec, group: pd.DataFrame, experiment: str, dataset: 
         models = ordered_models(selected["model"])
     cells: dict[Cell, Stat] = {}
     for (model, *keys), frame in selected.groupby(["model", *_row_cols(spec, choice.row_names)]):
-        row = _row_key(choice.row_names, keys)
+        row = _row_key(spec, choice.row_names, keys)
         for metric in names:
             values = frame[metric].to_numpy(dtype=float) * spec.scale
             cells[(row, (model, metric))] = Stat(values[np.isfinite(values)])
@@ -182,19 +195,20 @@ def build_table(spec: TableSpec, group: pd.DataFrame, experiment: str, dataset: 
 
 
 def default_bold(table: Table) -> set[Cell]:
-    """Cells to bold: the better (higher) of the spec's pair where Welch's test gives p < 0.01,
-    in the columns the spec compares."""
-    first, second = table.spec.pair
+    """Cells to bold: the best (highest mean) of the spec's compared models where Welch's test
+    against each other compared model gives p < 0.01, in the columns the spec compares."""
     bold: set[Cell] = set()
     for row in table.rows:
         for column in table.shown_metrics:
             if not column.compare:
                 continue
-            a, b = table.stat(row, (first, column.metric)), table.stat(row, (second, column.metric))
-            if a is None or b is None or not welch_significant(a.values, b.values):
+            stats = [table.stat(row, (model, column.metric)) for model in table.spec.compared]
+            if any(stat is None for stat in stats):
                 continue
-            winner = first if a.mean > b.mean else second
-            bold.add((row, (winner, column.metric)))
+            best = max(range(len(stats)), key=lambda i: stats[i].mean)  # type: ignore[union-attr]
+            others = [stat for i, stat in enumerate(stats) if i != best]
+            if all(welch_significant(stats[best].values, other.values) for other in others):  # type: ignore[union-attr]
+                bold.add((row, (table.spec.compared[best], column.metric)))
     return bold
 
 
@@ -217,7 +231,7 @@ def _key_labels(table: Table, latex: bool) -> list[str]:
 
 
 def _row_label(table: Table, row: Row) -> list[str]:
-    return [_fmt_beta(v) if n == "beta" else str(v) for n, v in zip(table.row_names, row)]
+    return [_fmt_beta(v) if n == "beta" else row_text(v) for n, v in zip(table.row_names, row)]
 
 
 def _beta_note(choice: BetaChoice, mk: Markup) -> str:
@@ -253,7 +267,7 @@ def caption(table: Table, latex: bool) -> str:
     mk = Markup(latex)
     spec = table.spec
     pm = mk.math(r"\pm", "±")
-    names = (mk.text(model_name(spec.pair[0])), mk.text(model_name(spec.pair[1])))
+    names = tuple(mk.text(model_name(m)) for m in spec.compared)
     what = spec.what(table.shown_metrics, mk)
     runs = "run" if table.n_range()[1] == 1 else "runs"
     sentences = [
@@ -347,7 +361,7 @@ def table_frame(table: Table) -> pd.DataFrame:
         record: dict[str, Any] = {"experiment": table.experiment, "dataset": table.dataset}
         if table.choice.mode != "none":
             record["beta"] = keys.get("beta", table.choice.beta)
-        record[table.spec.row[1]] = keys["row"]
+        record[table.spec.row[1]] = row_text(keys["row"]) if isinstance(keys["row"], tuple) else keys["row"]
         for col in table.columns:
             model, metric = col
             stat = table.cells.get((row, col)) or Stat(np.empty(0))

@@ -43,7 +43,7 @@ def _table1_what(columns: Sequence[Column], mk: Markup) -> str:
     return f"test log-likelihood LL, ELBO {_lq(mk)}, reconstruction term RE and KL (nats)"
 
 
-def _table1_bold(names: tuple[str, str], mk: Markup) -> str:
+def _table1_bold(names: tuple[str, ...], mk: Markup) -> str:
     return (
         f"Bold: the better of {names[0]} and {names[1]} (higher LL, {_lq(mk)}, RE) where a Welch t-test "
         f"gives {mk.math('p < 0.01', 'p < 0.01')}; KL is not compared."
@@ -97,7 +97,7 @@ def _table2_what(columns: Sequence[Column], mk: Markup) -> str:
     return f"k-NN classification accuracy ({mk.text('%')}) on the latent space with {labels} labelled points"
 
 
-def _table2_bold(names: tuple[str, str], mk: Markup) -> str:
+def _table2_bold(names: tuple[str, ...], mk: Markup) -> str:
     p_rule = mk.math("p < 0.01", "p < 0.01")
     return f"Bold: the higher of {names[0]} and {names[1]} where a Welch t-test gives {p_rule}."
 
