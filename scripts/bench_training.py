@@ -39,7 +39,7 @@ from omegaconf import OmegaConf
 from svae_bench.data import build_dataset
 from svae_bench.data.bundle import Split
 from svae_bench.data.mnist import default_data_root
-from svae_bench.models import build_model
+from svae_bench.tasks.vae import model_for
 from svae_bench.tasks.vae_metrics import importance_sampled
 from svae_bench.training import train
 
@@ -47,8 +47,8 @@ REPO = Path(__file__).resolve().parents[1]
 MODELS = ("nvae", "svae")
 
 
-def model_config(name: str):
-    return OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml")
+def model_config(name: str) -> dict:
+    return OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml"))
 
 
 TRAINER = OmegaConf.create(
@@ -102,7 +102,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg = OmegaConf.load(REPO / "conf" / "dataset" / "mnist.yaml")
     cfg.data_root = args.data_root
-    data = build_dataset(cfg)
+    data = build_dataset(OmegaConf.to_container(cfg, resolve=True))
     n_train = 12800 if args.quick else len(data.train)
     steps = math.ceil(n_train / 64)
     n_test = 1000 if args.quick else len(data.test)
@@ -121,7 +121,7 @@ def main() -> None:
     }
     for d in args.dims:
         torch.manual_seed(0)
-        models = {name: build_model(model_config(name), d, 784, "bernoulli", 1.0) for name in MODELS}
+        models = {name: model_for(model_config(name), d, data) for name in MODELS}
         epochs: dict[str, list[float]] = {name: [] for name in MODELS}
         for r in range(args.repeats):
             for name in MODELS:

@@ -176,13 +176,13 @@ def test_an_overflowing_learning_rate_ends_in_a_failed_record(tmp_path):
 def test_a_value_error_from_non_finite_weights_is_rolled_back(monkeypatch):
     """A distribution's argument check raising inside a step is a numerical fault, not a crash."""
     from svae_bench.data import build_dataset
-    from svae_bench.models import build_model
+    from svae_bench.tasks.vae import model_for
     from svae_bench.training import train
 
     cfg = hydra_cfg(*TINY, "trainer.max_epochs=2", "trainer.nan_lr_factor=0.5")
     torch.manual_seed(0)
     data = build_dataset(cfg.dataset)
-    model = build_model(cfg.model, 2, data.observed_dim, data.likelihood, data.obs_scale)
+    model = model_for(cfg.model, 2, data)
     original, calls = model.terms, {"n": 0}
 
     def poisoned(x):
@@ -203,12 +203,12 @@ def test_a_value_error_from_non_finite_weights_is_rolled_back(monkeypatch):
 
 def test_an_unrelated_error_in_a_step_is_not_swallowed(monkeypatch):
     from svae_bench.data import build_dataset
-    from svae_bench.models import build_model
+    from svae_bench.tasks.vae import model_for
     from svae_bench.training import train
 
     cfg = hydra_cfg(*TINY)
     data = build_dataset(cfg.dataset)
-    model = build_model(cfg.model, 2, data.observed_dim, data.likelihood, data.obs_scale)
+    model = model_for(cfg.model, 2, data)
     monkeypatch.setattr(model, "terms", lambda x: (_ for _ in ()).throw(RuntimeError("shape mismatch (a bug)")))
     with pytest.raises(RuntimeError, match="a bug"):
         train(model, data, cfg.trainer, 1.0, 0)
@@ -414,13 +414,13 @@ def test_a_state_with_wrong_shapes_is_set_aside_and_the_run_restarts(tmp_path):
     # A real state after epoch 1 (as a kill leaves it), then its weights replaced by wrong shapes.
     state_dir = tmp_path / "work" / RUN
     from svae_bench.data import build_dataset
-    from svae_bench.models import build_model
+    from svae_bench.tasks.vae import model_for
     from svae_bench.training import train
 
     cfg = hydra_cfg(*TINY)
     torch.manual_seed(0)
     data = build_dataset(cfg.dataset)
-    model = build_model(cfg.model, 2, data.observed_dim, data.likelihood, data.obs_scale)
+    model = model_for(cfg.model, 2, data)
     one_epoch = hydra_cfg(*TINY, "trainer.max_epochs=1").trainer
     train(
         model,

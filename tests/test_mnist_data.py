@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from svae_bench.data import build_dataset
 from svae_bench.data.mnist import read_idx
@@ -19,17 +18,15 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_mnist = pytest.mark.skipif(not (SHARED / "MNIST/raw").is_dir(), reason="../shared/data/MNIST/raw not present")
 
 
-def cfg(root) -> OmegaConf:
-    return OmegaConf.create(
-        {
-            "name": "mnist",
-            "data_root": str(root),
-            "n_val": 10000,
-            "split_seed": 0,
-            "binarize_seed": 0,
-            "likelihood": "bernoulli",
-        }
-    )
+def cfg(root) -> dict:
+    return {
+        "name": "mnist",
+        "data_root": str(root),
+        "n_val": 10000,
+        "split_seed": 0,
+        "binarize_seed": 0,
+        "likelihood": "bernoulli",
+    }
 
 
 @needs_mnist

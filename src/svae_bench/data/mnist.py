@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from ..errors import ConfigError
 from .bundle import DataBundle, Split
@@ -84,22 +83,25 @@ def mnist_raw_dir(data_root: str | None) -> Path:
     return raw
 
 
-def make_mnist(cfg: DictConfig) -> DataBundle:
-    raw = mnist_raw_dir(cfg.get("data_root"))
+def make_mnist(*, data_root: str | None = None, n_val: int, split_seed: int, binarize_seed: int) -> DataBundle:
+    """MNIST from ``<data_root>/MNIST/raw`` (None: :func:`default_data_root`): ``60000 - n_val``
+    training images (grey levels, binarised per batch), ``n_val`` validation and the 10000 test
+    images binarised once; x (N, 784) float32, y (N,) int64."""
+    raw = mnist_raw_dir(data_root)
     root = raw.parent.parent
     train_x = read_idx(raw, "train-images-idx3-ubyte")
     train_y = read_idx(raw, "train-labels-idx1-ubyte")
     test_x = read_idx(raw, "t10k-images-idx3-ubyte")
     test_y = read_idx(raw, "t10k-labels-idx1-ubyte")
-    n_val = int(cfg.n_val)
+    n_val = int(n_val)
     if not 0 < n_val < 60000:
         raise ConfigError(f"dataset.n_val={n_val} must be between 1 and 59999")
 
-    perm = torch.randperm(60000, generator=torch.Generator().manual_seed(int(cfg.split_seed)))
+    perm = torch.randperm(60000, generator=torch.Generator().manual_seed(int(split_seed)))
     grey = torch.from_numpy(train_x.reshape(60000, -1).astype(np.float32) / 255.0)
     labels = torch.from_numpy(train_y.astype(np.int64))
     tr, va = perm[: 60000 - n_val], perm[60000 - n_val :]
-    fixed = torch.Generator().manual_seed(int(cfg.binarize_seed))
+    fixed = torch.Generator().manual_seed(int(binarize_seed))
     test_grey = torch.from_numpy(test_x.reshape(10000, -1).astype(np.float32) / 255.0)
     return DataBundle(
         name="mnist",

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from ..errors import ConfigError
@@ -105,14 +105,25 @@ class VAE(nn.Module):
         return Terms(re.mean(), self.head.kl(q).mean())
 
 
-def build_model(cfg: DictConfig, latent_dim: int, observed_dim: int, likelihood: str, obs_scale: float) -> VAE:
+def build_model(
+    *,
+    latent: str,
+    hidden_dims: Sequence[int],
+    latent_dim: int,
+    observed_dim: int,
+    likelihood: str,
+    obs_scale: float = 1.0,
+    activation: str = "relu",
+    concentration_offset: float = 1.0,
+) -> VAE:
+    """A :class:`VAE` from plain values (a model config group's, plus what the data say)."""
     return VAE(
-        observed_dim=observed_dim,
-        latent_dim=latent_dim,
-        hidden_dims=list(cfg.hidden_dims),
-        latent=str(cfg.latent),
+        observed_dim=int(observed_dim),
+        latent_dim=int(latent_dim),
+        hidden_dims=[int(h) for h in hidden_dims],
+        latent=str(latent),
         likelihood=likelihood,
         obs_scale=obs_scale,
-        activation=str(cfg.get("activation", "relu")),
-        concentration_offset=float(cfg.get("concentration_offset", 1.0)),
+        activation=str(activation),
+        concentration_offset=float(concentration_offset),
     )

@@ -11,12 +11,13 @@ from __future__ import annotations
 import io
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ..checks import check_device
 from ..data import DataBundle, build_dataset, check_data_available
@@ -77,8 +78,8 @@ class VaeTask(Task):
         torch.manual_seed(int(cfg.seed))
         np.random.seed(int(cfg.seed))
         torch.use_deterministic_algorithms(True, warn_only=True)
-        data = build_dataset(cfg.dataset)
-        model = build_model(cfg.model, int(cfg.latent_dim), data.observed_dim, data.likelihood, data.obs_scale)
+        data = build_dataset(plain(cfg.dataset))
+        model = model_for(plain(cfg.model), int(cfg.latent_dim), data)
         return Prepared(data, model.to(device), device)
 
     def describe(self, cfg: DictConfig, prepared: Prepared) -> str:
@@ -123,6 +124,25 @@ class VaeTask(Task):
             },
             summary=summary_line(metrics),
         )
+
+
+def plain(group: DictConfig) -> dict[str, Any]:
+    """A config group's resolved values as plain Python (what models and data take)."""
+    return OmegaConf.to_container(group, resolve=True)
+
+
+def model_for(model: Mapping[str, Any], latent_dim: int, data: DataBundle) -> VAE:
+    """The VAE a model config group's values describe, with d = ``latent_dim``, for ``data``."""
+    return build_model(
+        latent=model["latent"],
+        hidden_dims=model["hidden_dims"],
+        activation=model.get("activation", "relu"),
+        concentration_offset=model.get("concentration_offset", 1.0),
+        latent_dim=latent_dim,
+        observed_dim=data.observed_dim,
+        likelihood=data.likelihood,
+        obs_scale=data.obs_scale,
+    )
 
 
 def summary_line(metrics: dict) -> str:
