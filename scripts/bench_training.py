@@ -41,7 +41,8 @@ from svae_bench.data.bundle import Split
 from svae_bench.data.mnist import default_data_root
 from svae_bench.tasks.vae import model_for
 from svae_bench.tasks.vae_metrics import importance_sampled
-from svae_bench.training import train
+from svae_bench.tasks.vae_objective import VaeObjective
+from svae_bench.training import TrainSettings, train
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("nvae", "svae")
@@ -51,19 +52,7 @@ def model_config(name: str) -> dict:
     return OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml"))
 
 
-TRAINER = OmegaConf.create(
-    {
-        "optimizer": "adam",
-        "lr": 1e-3,
-        "batch_size": 64,
-        "max_epochs": 1,
-        "patience": 10,
-        "warmup_epochs": 0,
-        "progress": False,
-        "nan_retries": 0,
-        "nan_lr_factor": 1.0,
-    }
-)
+SETTINGS = TrainSettings(lr=1e-3, batch_size=64, max_epochs=1, patience=10, progress=False, nan_retries=0)
 
 
 def epoch_seconds(model, data, n_train: int, seed: int) -> float:
@@ -71,7 +60,7 @@ def epoch_seconds(model, data, n_train: int, seed: int) -> float:
     small = dataclasses.replace(
         data, train=Split(data.train.x[:n_train], data.train.y[:n_train]), val=Split(data.val.x[:64], data.val.y[:64])
     )
-    result = train(model, small, TRAINER, beta=1.0, seed=seed)
+    result = train(model, small, VaeObjective(beta=1.0), SETTINGS, seed=seed)
     return result.history[0]["seconds"] * len(data.train) / n_train
 
 

@@ -31,7 +31,8 @@ The working tree is never modified. Usage:
 
 Mutated modules (paths relative to src/svae_bench; before the layered package of 8f655c7..4daed48
 they were evaluate.py, train.py, checkpoint.py, records.py and run.py): distributions/*,
-tasks/vae_metrics.py, training/loop.py, training/state.py, records/record.py, records/atomic.py,
+tasks/vae_metrics.py, training/loop.py, training/state.py, tasks/vae_objective.py (the warm-up and
+the validation objective, in training/loop.py before issue 13), records/record.py, records/atomic.py,
 tasks/harness.py (run_one's skip decision). After a source change (or a reformat), run ``--check``
 first: a mutant whose ``old`` text no longer matches is reported there, and in a run as "stale".
 
@@ -81,9 +82,10 @@ GROUPS: dict[str, list[str]] = {
     ],
     "power_spherical": [T_DIST_GUARDS, "tests/test_power_spherical.py"],
     "evaluate": ["tests/test_guards_evaluate.py", "tests/test_evaluation.py"],  # tasks/vae_metrics.py
-    # training/loop.py. test_resume.py starts ~15 real runs (10+ min on 2 busy cores): only the tests
-    # that can see a training-loop bug the guards miss (a rollback after a NaN, the compounding lr cut,
-    # a kill between epochs) run per mutant; then test_hardening's two tests of a fault inside a step
+    # training/loop.py and the VAE objective it is given. test_resume.py starts ~15 real runs (10+ min
+    # on 2 busy cores): only the tests that can see a training-loop bug the guards miss (a rollback
+    # after a NaN, the compounding lr cut, a kill between epochs) run per mutant; then
+    # test_hardening's two tests of a fault inside a step
     "train": [
         "tests/test_guards_training.py",
         *T_RESUME,
@@ -518,23 +520,23 @@ MUTANTS: list[Mutant] = [
     M(
         "train-stop-off-by-one",
         "training/loop.py",
-        "stopped = since_best >= patience\n        last_good",
-        "stopped = since_best > patience\n        last_good",
+        "stopped = state.since_best >= settings.patience\n",
+        "stopped = state.since_best > settings.patience\n",
         "early stopping one epoch late",
         "train",
     ),
     M(
         "train-warmup-count",
         "training/loop.py",
-        "elif epoch > warm:",
-        "elif epoch >= warm:",
+        "elif epoch > objective.warmup_epochs:",
+        "elif epoch >= objective.warmup_epochs:",
         "epochs without improvement counted from the last warm-up epoch",
         "train",
     ),
     M(
         "train-last-weights",
         "training/loop.py",
-        "    if best_state is not None:\n        model.load_state_dict(best_state)\n",
+        "    if state.best_weights is not None:\n        model.load_state_dict(state.best_weights)\n",
         "",
         "the last epoch's weights returned instead of the best",
         "train",
@@ -542,64 +544,64 @@ MUTANTS: list[Mutant] = [
     M(
         "train-improve-ties",
         "training/loop.py",
-        "improved = val_objective > best",
-        "improved = val_objective >= best",
+        "improved = val_objective > state.best",
+        "improved = val_objective >= state.best",
         "a tie counts as an improvement",
         "train",
     ),
     M(
         "train-beta-warmup",
-        "training/loop.py",
-        "beta * min(1.0, epoch / warm)",
-        "beta * min(1.0, (epoch - 1) / warm)",
+        "tasks/vae_objective.py",
+        "self.beta * min(1.0, epoch / self.warmup_epochs)",
+        "self.beta * min(1.0, (epoch - 1) / self.warmup_epochs)",
         "warm-up schedule one epoch behind",
         "train",
     ),
     M(
         "train-val-beta-t",
-        "training/loop.py",
-        "val_objective = val_re - beta * val_kl",
-        "val_objective = val_re - beta_t * val_kl",
-        "validation objective at the warm-up beta_t instead of beta",
+        "tasks/vae_objective.py",
+        "objective = re - self.beta * kl",
+        "objective = re - self.beta_t(1) * kl",
+        "validation objective at a warm-up beta_t (the first epoch's) instead of beta",
         "train",
     ),
     M(
         "train-max-epochs",
         "training/loop.py",
-        "while epoch <= max_epochs and not stopped:",
-        "while epoch < max_epochs and not stopped:",
+        "while (epoch := state.epoch + 1) <= settings.max_epochs and not stopped:",
+        "while (epoch := state.epoch + 1) < settings.max_epochs and not stopped:",
         "one epoch fewer than max_epochs",
         "train",
     ),
     M(
         "train-resume-epoch",
         "training/loop.py",
-        "start_epoch = resumed_from + 1",
-        "start_epoch = resumed_from",
+        'state.events[:0] = saved["events"]\n',
+        'state.events[:0] = saved["events"]\n        state.epoch -= 1\n',
         "resume repeats the last completed epoch",
         "train",
     ),
     M(
         "train-resume-stopped",
         "training/loop.py",
-        "stopped = bool(history) and since_best >= patience",
+        "stopped = bool(state.history) and state.since_best >= settings.patience",
         "stopped = False",
         "resuming a run that had already stopped early trains on",
         "train",
     ),
     M(
         "train-restore-since-best",
-        "training/loop.py",
-        'int(state["best_epoch"]), int(state["since_best"])',
-        'int(state["best_epoch"]), 0',
+        "training/state.py",
+        'self.since_best = int(state["since_best"])',
+        "self.since_best = 0",
         "resume resets the early-stopping counter",
         "train",
     ),
     M(
         "train-lr-compounding",
         "training/loop.py",
-        "lr *= lr_factor**faults_since_good",
-        "lr *= lr_factor",
+        "settings.nan_lr_factor**faults_since_good",
+        "settings.nan_lr_factor",
         "lr cut does not compound over faults in one epoch",
         "train",
     ),

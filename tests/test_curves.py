@@ -10,7 +10,7 @@ import matplotlib.image as mpimg
 from svae_bench.commands.figures import main
 from svae_bench.records import write_csv_atomic
 from svae_bench.report.curves import find_curves
-from svae_bench.training import METRIC_COLUMNS
+from svae_bench.tasks.vae_objective import METRIC_COLUMNS
 
 
 def fake_run(root: Path, model: str, d: int, seed: int, epochs: int, complete: bool) -> Path:

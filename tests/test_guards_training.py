@@ -2,11 +2,11 @@
 the best weights returned, and resume with dynamic binarisation (on a slice of real MNIST
 when it is there, on binarised synthetic grey levels always).
 
-train.py promises (docstring): the validation objective at the full beta every epoch; the best
-epoch's weights kept and returned; training stops after ``patience`` epochs without
-improvement, counted once warm-up is over; beta_t = beta * min(1, epoch / warmup_epochs); a
-call with the same run directory continues after the last completed epoch and ends with the
-same numbers as an uninterrupted run.
+training/loop.py and tasks/vae_objective.py promise (docstrings): the validation objective at
+the full beta every epoch; the best epoch's weights kept and returned; training stops after
+``patience`` epochs without improvement, counted once warm-up is over; beta_t = beta * min(1,
+epoch / warmup_epochs); a call with the same run directory continues after the last completed
+epoch and ends with the same numbers as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-import svae_bench.training.loop as train_mod
+import svae_bench.tasks.vae_objective as train_mod
 from svae_bench.data import DataBundle, Split
 from svae_bench.models import VAE
-from svae_bench.training import train
+from svae_bench.tasks.vae_objective import train_vae as train
 
 MNIST_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -41,8 +41,6 @@ def trainer_cfg(**kw):
         "progress": False,
         "nan_retries": 3,
         "nan_lr_factor": 0.5,
-        "debug_nan_at_step": None,
-        "debug_nan_times": 1,
     }
     return OmegaConf.create({**base, **kw})
 
@@ -65,7 +63,7 @@ def state_equal(a: dict, b: dict) -> bool:
 
 
 class ScriptedValidation:
-    """Stands in for train.validation_terms: returns scripted (re, kl) pairs, one per epoch,
+    """Stands in for vae_objective.validation_terms: returns scripted (re, kl) pairs, one per epoch,
     and keeps a copy of the weights each epoch was validated with."""
 
     def __init__(self, values: list[tuple[float, float]]):

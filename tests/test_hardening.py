@@ -177,7 +177,7 @@ def test_a_value_error_from_non_finite_weights_is_rolled_back(monkeypatch):
     """A distribution's argument check raising inside a step is a numerical fault, not a crash."""
     from svae_bench.data import build_dataset
     from svae_bench.tasks.vae import model_for
-    from svae_bench.training import train
+    from svae_bench.tasks.vae_objective import train_vae
 
     cfg = hydra_cfg(*TINY, "trainer.max_epochs=2", "trainer.nan_lr_factor=0.5")
     torch.manual_seed(0)
@@ -195,7 +195,7 @@ def test_a_value_error_from_non_finite_weights_is_rolled_back(monkeypatch):
         return original(x)
 
     monkeypatch.setattr(model, "terms", poisoned)
-    result = train(model, data, cfg.trainer, 1.0, 0)
+    result = train_vae(model, data, cfg.trainer, 1.0, 0)
     faults = [e for e in result.events if e["event"] == "non_finite"]
     assert len(faults) == 1 and faults[0]["step"] == 5 and faults[0]["lr"] == pytest.approx(5e-4)
     assert result.epochs == 2
@@ -204,14 +204,14 @@ def test_a_value_error_from_non_finite_weights_is_rolled_back(monkeypatch):
 def test_an_unrelated_error_in_a_step_is_not_swallowed(monkeypatch):
     from svae_bench.data import build_dataset
     from svae_bench.tasks.vae import model_for
-    from svae_bench.training import train
+    from svae_bench.tasks.vae_objective import train_vae
 
     cfg = hydra_cfg(*TINY)
     data = build_dataset(cfg.dataset)
     model = model_for(cfg.model, 2, data)
     monkeypatch.setattr(model, "terms", lambda x: (_ for _ in ()).throw(RuntimeError("shape mismatch (a bug)")))
     with pytest.raises(RuntimeError, match="a bug"):
-        train(model, data, cfg.trainer, 1.0, 0)
+        train_vae(model, data, cfg.trainer, 1.0, 0)
 
 
 def test_an_unexpected_error_marks_the_run_failed_not_running(tmp_path, monkeypatch):
@@ -415,14 +415,14 @@ def test_a_state_with_wrong_shapes_is_set_aside_and_the_run_restarts(tmp_path):
     state_dir = tmp_path / "work" / RUN
     from svae_bench.data import build_dataset
     from svae_bench.tasks.vae import model_for
-    from svae_bench.training import train
+    from svae_bench.tasks.vae_objective import train_vae
 
     cfg = hydra_cfg(*TINY)
     torch.manual_seed(0)
     data = build_dataset(cfg.dataset)
     model = model_for(cfg.model, 2, data)
     one_epoch = hydra_cfg(*TINY, "trainer.max_epochs=1").trainer
-    train(
+    train_vae(
         model,
         data,
         one_epoch,

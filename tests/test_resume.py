@@ -1,5 +1,6 @@
 """Crash safety with real processes: SIGKILL at several points, then the same command resumes and
-ends with exactly the numbers of an uninterrupted run; corrupt checkpoints; injected NaNs."""
+ends with exactly the numbers of an uninterrupted run; corrupt checkpoints; injected NaNs (the same
+run in this process, with the fault-injection hook of svae_bench.training.hooks installed)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
 
 from svae_bench.records import run_state
+from svae_bench.tasks.harness import run_one
+from svae_bench.training import TrainingFailed
+from svae_bench.training.hooks import inject_nan
 
 # Synthetic data, 6 epochs of ~0.5 s: slow enough to kill between epochs, quick overall.
 ARGS = [
@@ -37,6 +44,27 @@ def command(*extra: str) -> list[str]:
 
 def run(cwd: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(command(*extra), cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def run_with_nan(cwd: Path, at_step: int, *extra: str, times: int = 1) -> None:
+    """The run of ``run(cwd, *extra)`` (the harness, as the command calls it) in this process, with
+    the objective made NaN at global step ``at_step`` on its first ``times`` passes; raises what the
+    harness raises (TrainingFailed: the command's exit status 1)."""
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module("svae_bench.conf", version_base="1.3"):
+            cfg = compose("config", overrides=[*ARGS, *extra])
+    finally:
+        GlobalHydra.instance().clear()
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        with pytest.MonkeyPatch.context() as mp, inject_nan(at_step, times):
+            mp.chdir(cwd)  # runs_root=runs, relative, as for the command
+            run_one(cfg, cwd / RUN)
+    finally:  # what the run set for the whole process
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
 
 
 def result(cwd: Path) -> dict:
@@ -134,8 +162,7 @@ def test_changed_config_restarts_instead_of_resuming(tmp_path):
 
 def test_injected_nan_rolls_back_and_retries(reference, tmp_path):
     # step 150 is in epoch 4 (47 steps per epoch): roll back to epoch 3, fresh noise, lr halved
-    out = run(tmp_path, "trainer.debug_nan_at_step=150")
-    assert out.returncode == 0, out.stderr[-3000:]
+    run_with_nan(tmp_path, 150)
     record = result(tmp_path)
     assert record["status"] == "complete" and record["epochs"] == 6
     (event,) = [e for e in record["events"] if e["event"] == "non_finite"]
@@ -144,8 +171,8 @@ def test_injected_nan_rolls_back_and_retries(reference, tmp_path):
 
 
 def test_persistent_nan_fails_the_run_without_a_result(tmp_path):
-    out = run(tmp_path, "trainer.debug_nan_at_step=60", "trainer.debug_nan_times=100", "trainer.nan_retries=2")
-    assert out.returncode == 1
+    with pytest.raises(TrainingFailed):
+        run_with_nan(tmp_path, 60, "trainer.nan_retries=2", times=100)
     failed = result(tmp_path)
     assert failed["status"] == "failed" and "metrics" not in failed and "non-finite objective" in failed["reason"]
     from svae_bench.commands import tables as tables_cmd
@@ -175,7 +202,6 @@ def test_a_second_process_does_not_touch_a_running_run(tmp_path):
 
 
 def test_two_faults_in_one_epoch_compound_the_lr_cut(tmp_path):
-    out = run(tmp_path, "trainer.debug_nan_at_step=150", "trainer.debug_nan_times=2")
-    assert out.returncode == 0, out.stderr[-3000:]
+    run_with_nan(tmp_path, 150, times=2)
     faults = [e for e in result(tmp_path)["events"] if e["event"] == "non_finite"]
     assert [(e["epoch"], e["attempt"], e["lr"]) for e in faults] == [(4, 1, 5e-4), (4, 2, 2.5e-4)]

@@ -24,11 +24,11 @@ from ..data import DataBundle, build_dataset, check_data_available
 from ..models import VAE, build_model
 from ..plots import save_latent_png
 from ..records import CHECKPOINT_FILE, METRICS_FILE, format_number, save_torch_atomic, write_bytes_atomic
-from ..training import train
 from .base import RunContext, Task, TaskOutput
 from .registry import register_task
 from .vae_checks import check_run_config
 from .vae_metrics import codes, evaluate
+from .vae_objective import train_vae
 
 log = logging.getLogger("svae_bench")
 LATENT_FILE = "latent.npz"
@@ -91,10 +91,10 @@ class VaeTask(Task):
 
     def run(self, cfg: DictConfig, prepared: Prepared, ctx: RunContext) -> TaskOutput:
         model, data, device = prepared.model, prepared.data, prepared.device
-        result = train(
+        result = train_vae(
             model,
             data,
-            cfg.trainer,
+            plain(cfg.trainer),
             float(cfg.beta),
             int(cfg.seed),
             metrics_path=ctx.out_dir / METRICS_FILE,
@@ -127,7 +127,7 @@ class VaeTask(Task):
 
 
 def plain(group: DictConfig) -> dict[str, Any]:
-    """A config group's resolved values as plain Python (what models and data take)."""
+    """A config group's resolved values as plain Python (what models, data and training take)."""
     return OmegaConf.to_container(group, resolve=True)
 
 

@@ -51,8 +51,6 @@ TRAINER = {
     "progress": one_of("auto", True, False, "true", "false"),
     "nan_retries": integer(0, 1000),
     "nan_lr_factor": number(0, 1, lo_open=True),
-    "debug_nan_at_step": optional(positive_int()),
-    "debug_nan_times": positive_int(),
 }
 EVAL = {
     "is_samples": positive_int(10**6),

@@ -1,12 +1,16 @@
-"""Training: the loop (minibatches, warm-up, early stopping, NaN rollback) and its resumable state."""
+"""Training: the loop over a :class:`TrainState` (minibatches, early stopping, NaN rollback, resume)
+and its checkpoint; the objective is the caller's (an :class:`Objective`). Test hooks: :mod:`.hooks`."""
 
-from .loop import METRIC_COLUMNS, TrainingFailed, TrainResult, progress_enabled, train
-from .state import CorruptCheckpoint, load_state, remove_state, save_state
+from .loop import TrainingFailed, TrainResult, TrainSettings, progress_enabled, train
+from .objective import Objective
+from .state import CorruptCheckpoint, TrainState, load_state, remove_state, save_state
 
 __all__ = [
-    "METRIC_COLUMNS",
     "CorruptCheckpoint",
+    "Objective",
     "TrainResult",
+    "TrainSettings",
+    "TrainState",
     "TrainingFailed",
     "load_state",
     "progress_enabled",

@@ -1,15 +1,18 @@
-"""Training: Adam, minibatches, linear KL warm-up, early stopping, resumable, NaN-safe.
+"""Training: Adam, minibatches, early stopping, resumable, NaN-safe; the objective comes from the caller.
 
-The objective per data point is re - beta_t * kl, with beta_t rising linearly
-from 0 to beta over ``warmup_epochs`` (beta_t = beta without warm-up). Every
-epoch the validation objective at the full beta is computed on the whole
-validation set (one posterior sample per point, a fixed noise stream); the best
-epoch's weights are kept, and training stops after ``patience`` epochs without
-improvement (counted once warm-up is over). For beta = 1 the objective is the
-ELBO. The auto-encoder's objective is the reconstruction term.
+Each epoch visits the training set in a fresh order (a generator seeded with
+``seed``), in minibatches of ``batch_size`` points passed through
+``data.train_inputs`` (dynamic binarisation, a generator seeded with
+``seed + 1``), and takes an Adam step up the gradient of the caller's
+:class:`~svae_bench.training.objective.Objective`. Then the objective's
+validation value is computed on the whole validation set (its noise from a
+fixed stream seeded with ``seed + 2``); the best epoch's weights are kept, and
+training stops after ``patience`` epochs without improvement (counted once the
+objective's warm-up is over). Everything the loop changes is a
+:class:`~svae_bench.training.state.TrainState`.
 
 Resume. With a ``run_dir``, the full training state is saved atomically after
-every epoch (:mod:`svae_bench.checkpoint`); a later call with the same run
+every epoch (:mod:`svae_bench.training.state`); a later call with the same run
 directory and config continues from the last completed epoch and ends with the
 same numbers as an uninterrupted run. A state saved under a different config,
 or one that cannot be read, is set aside and training restarts from scratch
@@ -19,7 +22,8 @@ Numerical faults. A step whose objective or gradient is not finite never
 reaches the optimiser: training rolls back to the last completed epoch's state,
 draws a fresh noise stream, multiplies the learning rate by ``nan_lr_factor``,
 and tries again, at most ``nan_retries`` times in the run; then it raises
-:class:`TrainingFailed`. Every fault is an event in the returned result.
+:class:`TrainingFailed`. Every fault is an event in the returned result. Tests
+inject faults with :mod:`svae_bench.training.hooks`.
 """
 
 from __future__ import annotations
@@ -33,30 +37,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..data import DataBundle
-from ..models import VAE
 from ..records import STATE_FILE, write_csv_atomic
-from .state import CorruptCheckpoint, load_state, remove_state, rng_state, save_state, set_rng_state
+from .hooks import apply_step_hooks
+from .objective import Objective
+from .state import CorruptCheckpoint, TrainState, load_state, remove_state, save_state
 
 log = logging.getLogger(__name__)
 
-METRIC_COLUMNS = [
-    "epoch",
-    "beta_t",
-    "train_objective",
-    "train_elbo",
-    "train_re",
-    "train_kl",
-    "val_objective",
-    "val_elbo",
-    "val_re",
-    "val_kl",
-    "seconds",
-]
 #: offset between the seeds of successive fresh noise streams after a numerical fault
 _RETRY_SEED_STRIDE = 7919
+#: what load_state_dict and the generators raise on a readable state that does not fit the run
+_MISFIT = (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How to train (the trainer config group's values, conf/trainer/default.yaml).
+
+    lr: Adam's learning rate; batch_size: training points per step; max_epochs: the epoch limit;
+    patience: epochs without improvement before stopping; progress: a tqdm bar per epoch (True,
+    False, "true", "false", or "auto": on a terminal only); nan_retries: numerical faults a run
+    survives; nan_lr_factor: what the learning rate is multiplied by after each fault.
+    """
+
+    lr: float
+    batch_size: int
+    max_epochs: int
+    patience: int
+    progress: bool | str = "auto"
+    nan_retries: int = 3
+    nan_lr_factor: float = 1.0
 
 
 @dataclass
@@ -89,7 +103,7 @@ class _NonFinite(Exception):
 _NON_FINITE_MESSAGES = ("found invalid values", "no proposal accepted", "must be finite")
 
 
-def _non_finite_cause(model: VAE, err: Exception) -> str | None:
+def _non_finite_cause(model: nn.Module, err: Exception) -> str | None:
     """What was not finite when ``err`` was raised inside a step (None: not a numerical fault).
 
     A step can fail on non-finite numbers far from the finite check on the objective: an
@@ -111,259 +125,211 @@ def progress_enabled(setting) -> bool:
     return sys.stdout.isatty()
 
 
-@torch.no_grad()
-def validation_terms(model: VAE, x: torch.Tensor, batch: int, seed: int) -> tuple[float, float]:
-    """(re, kl) means over x, one sample per point from a fixed noise stream."""
-    model.eval()
-    # Save and restore the generator the samples come from (CUDA's on a GPU), so that the
-    # fixed validation noise does not reset the training noise of the next epoch.
-    devices = [x.device] if x.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        re = kl = 0.0
-        for i in range(0, x.shape[0], batch):
-            t = model.terms(x[i : i + batch])
-            n = min(batch, x.shape[0] - i)
-            re += t.re.item() * n
-            kl += t.kl.item() * n
-    return re / x.shape[0], kl / x.shape[0]
-
-
-def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
-    for group in opt.param_groups:
-        group["lr"] = lr
-
-
 def train(
-    model: VAE,
+    model: nn.Module,
     data: DataBundle,
-    cfg,
-    beta: float,
+    objective: Objective,
+    settings: TrainSettings,
     seed: int,
     metrics_path=None,
     run_dir: Path | None = None,
     resume_config: dict | None = None,
     on_epoch=None,
 ) -> TrainResult:
-    """Train in place; on return the model holds the best-validation weights.
+    """Train in place, maximising ``objective``; on return the model holds the best-validation weights.
 
     Args:
-        cfg: the trainer config group, already checked (:mod:`svae_bench.tasks.vae_checks`).
-        metrics_path: metrics.csv, rewritten atomically after every epoch.
+        metrics_path: metrics.csv (``objective.columns``), rewritten atomically after every epoch.
         run_dir: where ``state.pt`` is saved after every epoch and resumed from.
         resume_config: the values a saved state must have been made with to be resumed
             (normally the run's resolved config); a state made with others is discarded.
         on_epoch: called as ``on_epoch(epoch)`` after each epoch's state is saved.
     """
     device = next(model.parameters()).device
-    lr = float(cfg.lr)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    order_gen = torch.Generator().manual_seed(seed)
-    binarize_gen = torch.Generator(device=device).manual_seed(seed + 1)
+    state = TrainState(
+        model,
+        torch.optim.Adam(model.parameters(), lr=settings.lr),
+        settings.lr,
+        order_gen=torch.Generator().manual_seed(seed),
+        binarize_gen=torch.Generator(device=device).manual_seed(seed + 1),
+        config=resume_config or {},
+    )
     x_train, x_val = data.train.x.to(device), data.val.x.to(device)
-    n, bs = x_train.shape[0], int(cfg.batch_size)
-    n_batches = math.ceil(n / bs)
-    show = progress_enabled(cfg.get("progress", "auto"))
-    warm, patience, max_epochs = int(cfg.warmup_epochs), int(cfg.patience), int(cfg.max_epochs)
-    retries, lr_factor = int(cfg.get("nan_retries", 3)), float(cfg.get("nan_lr_factor", 1.0))
-    inject_at = cfg.get("debug_nan_at_step")  # fault injection for tests: global step (1-based)
-    inject_times = int(cfg.get("debug_nan_times", 1))
-    injected = 0
+    n_batches = math.ceil(x_train.shape[0] / settings.batch_size)
+    show = progress_enabled(settings.progress)
+    resumed_from = _resume(state, run_dir) if run_dir is not None else 0
 
-    best, best_state, best_epoch, since_best = -math.inf, None, 0, 0
-    history: list[dict] = []
-    events: list[dict] = []
-    start_epoch, resumed_from = 1, 0
-
-    def snapshot(epoch: int) -> dict:
-        return {
-            "epoch": epoch,
-            "model": copy.deepcopy(model.state_dict()),
-            "optimizer": copy.deepcopy(opt.state_dict()),
-            "best": best,
-            "best_epoch": best_epoch,
-            "since_best": since_best,
-            "best_state": copy.deepcopy(best_state),
-            "history": copy.deepcopy(history),
-            "rng": rng_state(order_gen, binarize_gen),
-            "events": copy.deepcopy(events),
-            "lr": lr,
-            "config": resume_config or {},
-        }
-
-    def restore(state: dict) -> None:
-        nonlocal best, best_state, best_epoch, since_best, history, lr
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        best, best_epoch, since_best = float(state["best"]), int(state["best_epoch"]), int(state["since_best"])
-        best_state = copy.deepcopy(state["best_state"])
-        history = copy.deepcopy(state["history"])
-        lr = float(state["lr"])
-        _set_lr(opt, lr)
-        set_rng_state(state["rng"], order_gen, binarize_gen)
-
-    if run_dir is not None:
-        try:
-            saved = load_state(run_dir)
-        except CorruptCheckpoint as err:
-            log.warning("%s: restarting this run from scratch", err)
-            events.append({"event": "corrupt_checkpoint", "detail": str(err)})
-            remove_state(run_dir)
-            saved = None
-        if saved is not None and saved["config"] != (resume_config or {}):
-            log.warning("the saved training state was made with other config values: restarting from scratch")
-            events.append({"event": "config_changed", "detail": f"state.pt of epoch {saved['epoch']} discarded"})
-            remove_state(run_dir)
-            saved = None
-        if saved is not None:
-            initial = snapshot(0)
-            try:
-                restore(saved)  # a readable state can still be inconsistent (shapes, types): corrupt too
-                events = list(saved["events"]) + events
-                resumed_from = int(saved["epoch"])
-            except (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
-                detail = (
-                    f"{run_dir / STATE_FILE} does not fit this run ({type(err).__name__}: "
-                    f"{str(err).splitlines()[0][:200] if str(err) else ''})"
-                )
-                log.warning("%s: restarting this run from scratch", detail)
-                events.append({"event": "corrupt_checkpoint", "detail": detail})
-                remove_state(run_dir)
-                restore(initial)  # load_state_dict may have copied some tensors before it failed
-                saved = None
-        if saved is not None:
-            start_epoch = resumed_from + 1
-            log.info("resuming after epoch %d (best epoch %d)", resumed_from, best_epoch)
-            events.append({"event": "resumed", "epoch": resumed_from})
-
-    last_good = snapshot(start_epoch - 1)
+    last_good = state.snapshot()
     faults_since_good = 0  # numerical faults since last_good: the retry lr is factor ** this
-    global_step = (start_epoch - 1) * n_batches
-    stopped = bool(history) and since_best >= patience
-    epoch = start_epoch
-    while epoch <= max_epochs and not stopped:
+    stopped = bool(state.history) and state.since_best >= settings.patience
+    while (epoch := state.epoch + 1) <= settings.max_epochs and not stopped:
         t0 = time.perf_counter()
-        beta_t = beta * min(1.0, epoch / warm) if warm > 0 else beta
-        model.train()
-        sums = torch.zeros(3, dtype=torch.float64, device=device)  # objective, re, kl (batch-size weighted)
-        perm = torch.randperm(n, generator=order_gen).to(device)
-        bar = tqdm(range(n_batches), desc=f"epoch {epoch}", leave=False, disable=not show, file=sys.stdout)
         try:
-            for b in bar:
-                global_step += 1
-                idx = perm[b * bs : (b + 1) * bs]
-                xb = data.train_inputs(x_train[idx], binarize_gen)
-                try:
-                    terms = model.terms(xb)
-                    objective = terms.re - beta_t * terms.kl
-                    if inject_at is not None and global_step == int(inject_at) and injected < inject_times:
-                        injected += 1
-                        objective = objective * float("nan")
-                    opt.zero_grad(set_to_none=True)
-                    (-objective).backward()
-                except (ValueError, RuntimeError) as err:
-                    cause = _non_finite_cause(model, err)
-                    if cause is None:
-                        raise
-                    raise _NonFinite(cause, global_step) from err
-                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
-                if not bool(torch.isfinite(objective.detach() + grad_norm)):  # one host sync per step
-                    what = "objective" if not bool(torch.isfinite(objective.detach())) else "gradient"
-                    raise _NonFinite(what, global_step)
-                opt.step()
-                m = idx.shape[0]
-                sums += torch.stack([objective.detach(), terms.re.detach(), terms.kl.detach()]).double() * m
-                if show and b % 20 == 0:
-                    bar.set_postfix(objective=f"{objective.item():.2f}")
-            bar.close()
-            try:
-                val_re, val_kl = validation_terms(model, x_val, 1000, seed + 2)
-            except (ValueError, RuntimeError) as err:
-                cause = _non_finite_cause(model, err)
-                if cause is None:
-                    raise
-                raise _NonFinite(f"{cause} in validation", global_step) from err
-            val_objective = val_re - beta * val_kl
-            if not math.isfinite(val_objective):  # finite steps, non-finite validation: a fault too
-                raise _NonFinite("validation objective", global_step)
+            means = _train_epoch(state, data, x_train, objective, epoch, settings.batch_size, show)
+            val_objective, val_values = _validate(model, objective, x_val, seed + 2, epoch * n_batches)
         except _NonFinite as fault:
-            bar.close()
-            attempt = sum(1 for e in events if e["event"] == "non_finite") + 1
             faults_since_good += 1
-            event = {"event": "non_finite", "what": fault.what, "epoch": epoch, "step": fault.step, "attempt": attempt}
-            events.append(event)
-            if attempt > retries:
-                reason = (
-                    f"non-finite {fault.what} at epoch {epoch}, step {fault.step}, after {retries} "
-                    f"retries (trainer.nan_retries)"
-                )
-                log.error("failed: %s", reason)
-                raise TrainingFailed(reason, events) from None
-            restore(last_good)
-            lr *= lr_factor**faults_since_good  # compounding over the faults since that epoch
-            _set_lr(opt, lr)
-            torch.manual_seed(seed + _RETRY_SEED_STRIDE * attempt)  # a fresh noise stream
-            event["lr"] = lr
-            log.warning(
-                "non-finite %s at epoch %d step %d: rolled back to epoch %d, fresh noise, lr %.3g (retry %d of %d)",
-                fault.what,
-                epoch,
-                fault.step,
-                last_good["epoch"],
-                lr,
-                attempt,
-                retries,
-            )
-            global_step = (epoch - 1) * n_batches
+            _roll_back(state, last_good, fault, epoch, settings, faults_since_good, seed)
             continue
-        objective_sum, re_sum, kl_sum = (sums / n).tolist()
-        row = {
-            "epoch": epoch,
-            "beta_t": beta_t,
-            "train_objective": objective_sum,
-            "train_elbo": re_sum - kl_sum,
-            "train_re": re_sum,
-            "train_kl": kl_sum,
-            "val_objective": val_objective,
-            "val_elbo": val_re - val_kl,
-            "val_re": val_re,
-            "val_kl": val_kl,
-            "seconds": time.perf_counter() - t0,
-        }
-        history.append(row)
-        improved = val_objective > best
+        row = {"epoch": epoch, **objective.row(epoch, means, val_values), "seconds": time.perf_counter() - t0}
+        state.history.append(row)
+        improved = val_objective > state.best
         if improved:
-            best, best_epoch, since_best = val_objective, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        elif epoch > warm:
-            since_best += 1
-        stopped = since_best >= patience
-        last_good = snapshot(epoch)
+            state.best, state.best_epoch, state.since_best = val_objective, epoch, 0
+            state.best_weights = copy.deepcopy(model.state_dict())
+        elif epoch > objective.warmup_epochs:
+            state.since_best += 1
+        stopped = state.since_best >= settings.patience
+        state.epoch = epoch
+        last_good = state.snapshot()
         faults_since_good = 0
         if run_dir is not None:
             save_state(run_dir, last_good)
         if metrics_path is not None:
-            write_csv_atomic(metrics_path, METRIC_COLUMNS, history)
-        log.info(
-            "epoch %d  train %.3f  val %.3f (elbo %.3f, re %.3f, kl %.3f)  beta_t %.3g  %.1fs%s",
-            epoch,
-            objective_sum,
-            val_objective,
-            val_re - val_kl,
-            val_re,
-            val_kl,
-            beta_t,
-            row["seconds"],
-            "  *best" if improved else "",
-        )
+            write_csv_atomic(metrics_path, list(objective.columns), state.history)
+        log.info("epoch %d  %s  %.1fs%s", epoch, objective.summary(row), row["seconds"], "  *best" if improved else "")
         if on_epoch is not None:
             on_epoch(epoch)
         if stopped:
-            log.info("early stop: no improvement for %d epochs; best epoch %d", since_best, best_epoch)
-        epoch += 1
-    if metrics_path is not None and history:
-        write_csv_atomic(metrics_path, METRIC_COLUMNS, history)
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    seconds = sum(row["seconds"] for row in history)  # training epochs only, across resumes
-    return TrainResult(best_epoch, len(history), best, seconds, history, events, resumed_from)
+            log.info("early stop: no improvement for %d epochs; best epoch %d", state.since_best, state.best_epoch)
+    if metrics_path is not None and state.history:
+        write_csv_atomic(metrics_path, list(objective.columns), state.history)
+    if state.best_weights is not None:
+        model.load_state_dict(state.best_weights)
+    seconds = sum(row["seconds"] for row in state.history)  # training epochs only, across resumes
+    return TrainResult(
+        state.best_epoch, len(state.history), state.best, seconds, state.history, state.events, resumed_from
+    )
+
+
+def _resume(state: TrainState, run_dir: Path) -> int:
+    """Continue from ``run_dir``'s state.pt if it fits; the epoch resumed after (0: from scratch).
+
+    A state that cannot be read, was made with other config values, or does not fit the model
+    is removed, and an event says which."""
+    try:
+        saved = load_state(run_dir)
+    except CorruptCheckpoint as err:
+        log.warning("%s: restarting this run from scratch", err)
+        state.events.append({"event": "corrupt_checkpoint", "detail": str(err)})
+        remove_state(run_dir)
+        return 0
+    if saved is None:
+        return 0
+    if saved["config"] != state.config:
+        log.warning("the saved training state was made with other config values: restarting from scratch")
+        state.events.append({"event": "config_changed", "detail": f"state.pt of epoch {saved['epoch']} discarded"})
+        remove_state(run_dir)
+        return 0
+    initial = state.snapshot()
+    try:
+        state.restore(saved)  # a readable state can still be inconsistent (shapes, types): corrupt too
+        state.events[:0] = saved["events"]
+    except _MISFIT as err:
+        detail = (
+            f"{run_dir / STATE_FILE} does not fit this run ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200] if str(err) else ''})"
+        )
+        log.warning("%s: restarting this run from scratch", detail)
+        state.events.append({"event": "corrupt_checkpoint", "detail": detail})
+        remove_state(run_dir)
+        state.restore(initial)  # load_state_dict may have copied some tensors before it failed
+        return 0
+    log.info("resuming after epoch %d (best epoch %d)", state.epoch, state.best_epoch)
+    state.events.append({"event": "resumed", "epoch": state.epoch})
+    return state.epoch
+
+
+def _train_epoch(
+    state: TrainState, data: DataBundle, x_train: Tensor, objective: Objective, epoch: int, batch_size: int, show: bool
+) -> list[float]:
+    """One pass over the training set: the epoch means of the objective and of its terms.
+
+    Raises _NonFinite (with the global step, counted from 1 over the run) before a step with a
+    non-finite objective or gradient reaches the optimiser."""
+    model, n = state.model, x_train.shape[0]
+    n_batches = math.ceil(n / batch_size)
+    model.train()
+    sums = None  # objective, terms... (float64, batch-size weighted)
+    perm = torch.randperm(n, generator=state.order_gen).to(x_train.device)
+    bar = tqdm(range(n_batches), desc=f"epoch {epoch}", leave=False, disable=not show, file=sys.stdout)
+    try:
+        for b in bar:
+            step = (epoch - 1) * n_batches + b + 1
+            idx = perm[b * batch_size : (b + 1) * batch_size]
+            xb = data.train_inputs(x_train[idx], state.binarize_gen)
+            try:
+                value, terms = objective.train_terms(model, xb, epoch)
+                value = apply_step_hooks(step, value)
+                state.optimizer.zero_grad(set_to_none=True)
+                (-value).backward()
+            except (ValueError, RuntimeError) as err:
+                cause = _non_finite_cause(model, err)
+                if cause is None:
+                    raise
+                raise _NonFinite(cause, step) from err
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
+            if not bool(torch.isfinite(value.detach() + grad_norm)):  # one host sync per step
+                what = "objective" if not bool(torch.isfinite(value.detach())) else "gradient"
+                raise _NonFinite(what, step)
+            state.optimizer.step()
+            weighted = torch.stack([value.detach(), *(t.detach() for t in terms)]).double() * idx.shape[0]
+            if sums is None:
+                sums = torch.zeros(weighted.shape, dtype=torch.float64, device=weighted.device)
+            sums += weighted
+            if show and b % 20 == 0:
+                bar.set_postfix(objective=f"{value.item():.2f}")
+    finally:
+        bar.close()
+    return (sums / n).tolist()
+
+
+def _validate(model: nn.Module, objective: Objective, x_val: Tensor, seed: int, step: int) -> tuple[float, dict]:
+    """The objective's validation value and row values; _NonFinite if they are not finite."""
+    try:
+        value, values = objective.validate(model, x_val, seed)
+    except (ValueError, RuntimeError) as err:
+        cause = _non_finite_cause(model, err)
+        if cause is None:
+            raise
+        raise _NonFinite(f"{cause} in validation", step) from err
+    if not math.isfinite(value):  # finite steps, non-finite validation: a fault too
+        raise _NonFinite("validation objective", step)
+    return value, values
+
+
+def _roll_back(
+    state: TrainState,
+    last_good: dict,
+    fault: _NonFinite,
+    epoch: int,
+    settings: TrainSettings,
+    faults_since_good: int,
+    seed: int,
+) -> None:
+    """Record the fault; back to ``last_good`` with a lower lr and fresh noise, or TrainingFailed."""
+    attempt = sum(1 for e in state.events if e["event"] == "non_finite") + 1
+    event = {"event": "non_finite", "what": fault.what, "epoch": epoch, "step": fault.step, "attempt": attempt}
+    state.events.append(event)
+    if attempt > settings.nan_retries:
+        reason = (
+            f"non-finite {fault.what} at epoch {epoch}, step {fault.step}, after {settings.nan_retries} "
+            f"retries (trainer.nan_retries)"
+        )
+        log.error("failed: %s", reason)
+        raise TrainingFailed(reason, state.events) from None
+    state.restore(last_good)
+    lr = state.lr * settings.nan_lr_factor**faults_since_good  # compounding over the faults since that epoch
+    state.set_lr(lr)
+    torch.manual_seed(seed + _RETRY_SEED_STRIDE * attempt)  # a fresh noise stream
+    event["lr"] = lr
+    log.warning(
+        "non-finite %s at epoch %d step %d: rolled back to epoch %d, fresh noise, lr %.3g (retry %d of %d)",
+        fault.what,
+        epoch,
+        fault.step,
+        last_good["epoch"],
+        lr,
+        attempt,
+        settings.nan_retries,
+    )

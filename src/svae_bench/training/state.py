@@ -1,5 +1,13 @@
 """Resumable training state: everything needed to continue a run after a completed epoch.
 
+:class:`TrainState` is what the loop (:mod:`svae_bench.training.loop`) trains:
+the model, the optimiser and its learning rate, the two seeded generators, the
+early-stopping state, the metrics history and the fault events. Its
+:meth:`~TrainState.snapshot` is both the rollback point after a numerical
+fault and the content of ``state.pt``; :meth:`~TrainState.restore` undoes
+everything since a snapshot. Nothing in it depends on the kind of model or on
+the objective.
+
 ``state.pt`` in the run directory is rewritten atomically at the end of every
 epoch. It holds the model and optimiser state, the epoch, the early-stopping
 state (best objective, best epoch, epochs since the best, the best weights),
@@ -15,13 +23,17 @@ with ``torch.load(weights_only=True)``: a checkpoint cannot run code.
 
 from __future__ import annotations
 
+import copy
+import math
 import random
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..records import STATE_FILE, save_torch_atomic
 
@@ -81,6 +93,69 @@ def set_rng_state(state: dict[str, Any], order_gen: torch.Generator, binarize_ge
     random.setstate((p["version"], tuple(int(v) for v in p["internal"].tolist()), p["gauss_next"]))
     order_gen.set_state(state["order"])
     binarize_gen.set_state(state["binarize"])
+
+
+@dataclass
+class TrainState:
+    """A training run between two steps; ``epoch`` is the last completed epoch (0: none yet).
+
+    best: the best validation objective so far (-inf before the first epoch), reached at
+    ``best_epoch`` with the weights ``best_weights``; since_best: epochs without improvement
+    counted so far. history: one metrics row per completed epoch. events: the run's numerical
+    faults, resumes and discarded states (never rolled back). config: the values a saved state
+    must have been made with to be resumed.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    lr: float
+    order_gen: torch.Generator
+    binarize_gen: torch.Generator
+    config: dict = field(default_factory=dict)
+    epoch: int = 0
+    best: float = -math.inf
+    best_epoch: int = 0
+    since_best: int = 0
+    best_weights: dict | None = None
+    history: list[dict] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A deep copy of the state (the random states included): the content of state.pt."""
+        return {
+            "epoch": self.epoch,
+            "model": copy.deepcopy(self.model.state_dict()),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "since_best": self.since_best,
+            "best_state": copy.deepcopy(self.best_weights),
+            "history": copy.deepcopy(self.history),
+            "rng": rng_state(self.order_gen, self.binarize_gen),
+            "events": copy.deepcopy(self.events),
+            "lr": self.lr,
+            "config": self.config,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Back to ``state`` (a snapshot, or a loaded state.pt), except the events, which are kept.
+
+        Raises what load_state_dict and the generators raise on a state that does not fit
+        (RuntimeError, ValueError, TypeError, KeyError, ...), possibly after a partial restore."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
+        self.since_best = int(state["since_best"])
+        self.best_weights = copy.deepcopy(state["best_state"])
+        self.history = copy.deepcopy(state["history"])
+        self.set_lr(float(state["lr"]))
+        set_rng_state(state["rng"], self.order_gen, self.binarize_gen)
+        self.epoch = int(state["epoch"])
+
+    def set_lr(self, lr: float) -> None:
+        self.lr = lr
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
 
 def save_state(run_dir: Path, state: dict[str, Any]) -> None:
