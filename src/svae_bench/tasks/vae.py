@@ -60,6 +60,9 @@ class VaeTask(Task):
     def check_data(self, values: dict) -> None:
         check_data_available(values["dataset"])
 
+    def data_key(self, values: dict) -> str:
+        return repr(sorted(values["dataset"].items()))  # the files read depend on the dataset group only
+
     def identity(self, cfg: DictConfig) -> dict[str, Any]:
         return {
             "task": self.name,
