@@ -7,8 +7,15 @@ module (plus its model, configs and table spec), not an edit of the harness.
 
 from __future__ import annotations
 
-from . import vae  # noqa: F401  (registers the built-in tasks)
+import importlib
+import pkgutil
+
 from .base import RunContext, Task, TaskOutput
 from .registry import TASKS, get_task, register_task
+
+# Every module of the package is imported, so the tasks in it register themselves: a new
+# experiment's task is a new module here, with no list to edit.
+for _module in sorted(info.name for info in pkgutil.iter_modules(__path__)):
+    importlib.import_module(f"{__name__}.{_module}")
 
 __all__ = ["TASKS", "RunContext", "Task", "TaskOutput", "get_task", "register_task"]

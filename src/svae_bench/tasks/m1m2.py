@@ -1,0 +1,360 @@
+"""The M1+M2 task (Table 3): semi-supervised classification with M2 (Kingma et al. 2014) on a trained M1.
+
+A run is one cell: a family (``N+N``, ``S+S``, ``S+N``: M1's latent, then M2's), z1 =
+``latent_dim``, z2 = ``semisup.z2_dim``, a seed. Its M1 is exactly a Table 1 run, in its own
+run directory ``<runs_root>/<semisup.m1_experiment>/<dataset>/<model>/d=<z1>/beta=1/seed=<s>``:
+reused when complete and made with the same settings (a run made with other settings is an
+error, never silently reused), trained first through the harness otherwise (resumable, shown by
+``status``, shared by every cell that needs it; a cell whose M1 another process is training
+waits for it). Then M2 trains on M1's codes (:mod:`svae_bench.tasks.m1m2_objective`) and the
+test accuracy of argmax q(y | z1 = M1's posterior location) is measured on the test images.
+
+The labelled images: ``semisup.labels`` training images, the same number per class, drawn by
+the run's seed only (:func:`svae_bench.data.labels.labelled_subset`); the rest of the training
+split is unlabelled. Artefacts: metrics.csv (a row per M2 epoch), checkpoint.pt (M2's weights).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ..checks import check_values, list_of, name, number, one_of, positive_int, resolved
+from ..data import DataBundle, build_dataset
+from ..data.labels import labelled_subset
+from ..errors import ConfigError
+from ..models.m2 import build_m2
+from ..models.vae import ACTIVATIONS
+from ..records import (
+    CHECKPOINT_FILE,
+    METRICS_FILE,
+    format_number,
+    is_complete_record,
+    is_locked,
+    read_result,
+    save_torch_atomic,
+)
+from ..training import TrainSettings, train
+from .base import RunContext, Task, TaskOutput
+from .harness import config_differences, run_one
+from .m1m2_objective import M1M2, M2Objective
+from .registry import register_task
+from .vae import VaeTask, model_for, pick_device, plain
+from .vae_checks import n_train_points
+
+log = logging.getLogger("svae_bench")
+
+#: family -> (M1's latent, M2's z2 latent)
+FAMILIES = {"N+N": ("gaussian", "gaussian"), "S+S": ("vmf", "vmf"), "S+N": ("vmf", "gaussian")}
+SEMISUP = {
+    "z2_dim": positive_int(100_000),
+    "z2_latent": one_of("gaussian", "vmf"),
+    "labels": positive_int(10**8),
+    "alpha": number(0),
+    "hidden_dims": list_of(positive_int(10**5), "positive integers"),
+    "activation": one_of(*ACTIVATIONS),
+    "training": one_of("two_stage", "joint"),
+    "z1": one_of("mean", "sample"),
+    "early_stop": one_of("bound", "accuracy"),
+    "m1_experiment": name,
+}
+M2_TRAINER = {
+    "lr": number(0, lo_open=True),
+    "batch_size": positive_int(),
+    "max_epochs": positive_int(10**7),
+    "patience": positive_int(),
+    "nan_retries": positive_int(1000),
+    "nan_lr_factor": number(0, 1, lo_open=True),
+}
+#: config keys of the M1+M2 run that are not M1's
+OWN_KEYS = ("semisup", "family", "task", "experiment_name")
+#: keys that may differ between a reused M1 run and the one this cell would train
+M1_IGNORED = ("n_seeds", "force", "runs_root", "trainer.progress", "trainer.num_threads", "dataset.data_root", "eval")
+#: seconds between looks at an M1 run another process is training
+M1_POLL_SECONDS = 10.0
+
+
+def m1_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The config of this cell's M1: a Table 1 run (task vae) of the same model, d = z1, seed and
+    settings, in the experiment ``semisup.m1_experiment``; never forced."""
+    out = {k: v for k, v in values.items() if k not in OWN_KEYS}
+    return {"task": "vae", "experiment_name": values["semisup"]["m1_experiment"], **out, "beta": 1.0, "force": False}
+
+
+def m1_dir(values: Mapping[str, Any]) -> Path:
+    """M1's run directory, as a Table 1 sweep names it (conf/hydra/default.yaml)."""
+    m1 = m1_values(values)
+    return (
+        Path(str(m1["runs_root"]))
+        / m1["experiment_name"]
+        / m1["dataset"]["name"]
+        / m1["model"]["name"]
+        / f"d={m1['latent_dim']}"
+        / f"beta={format_number(m1['beta'])}"
+        / f"seed={m1['seed']}"
+    )
+
+
+def _drop(values: dict, dotted: tuple[str, ...]) -> dict:
+    values = OmegaConf.to_container(OmegaConf.create(values))  # a deep copy
+    for key in dotted:
+        *parents, leaf = key.split(".")
+        node = values
+        for part in parents:
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return values
+
+
+def m1_mismatch(record: dict, values: Mapping[str, Any]) -> list[str]:
+    """Settings that differ between a complete M1 record and this cell's M1 (empty: reusable)."""
+    recorded = record.get("config")
+    if not isinstance(recorded, dict):
+        return ["config (the record has none)"]
+    return config_differences(_drop(recorded, M1_IGNORED), _drop(m1_values(values), M1_IGNORED))
+
+
+@dataclass
+class Prepared:
+    data: DataBundle
+    labelled: torch.Tensor  # indices into the training split
+    device: torch.device
+    m1_dir: Path
+    m1_reused: bool
+
+
+class M1M2Task(Task):
+    name = "m1m2"
+    resume_ignored = (
+        "force",
+        "runs_root",
+        "n_seeds",
+        "trainer.progress",
+        "trainer.num_threads",
+        "dataset.data_root",
+        "eval",
+    )
+
+    def check(self, cfg: Any) -> dict:
+        values = VaeTask().check(OmegaConf.create(_without(cfg, ("semisup", "family"))))
+        values = {**values, **_own(cfg)}
+        family = values.get("family")
+        if family not in FAMILIES:
+            raise ConfigError(f"family={family!r} is unknown; allowed: {', '.join(FAMILIES)}")
+        semisup = values.get("semisup")
+        if not isinstance(semisup, Mapping) or not isinstance(semisup.get("trainer"), Mapping):
+            raise ConfigError("semisup must be a config group with a trainer; experiment=table3 sets it")
+        check_values(semisup, SEMISUP, "semisup.")
+        check_values(semisup["trainer"], M2_TRAINER, "semisup.trainer.")
+        m1_latent, z2_latent = FAMILIES[family]
+        if values["model"]["latent"] != m1_latent or semisup["z2_latent"] != z2_latent:
+            raise ConfigError(
+                f"family={family} needs model.latent={m1_latent} and semisup.z2_latent={z2_latent}; got "
+                f"{values['model']['latent']} and {semisup['z2_latent']} (choose the family, not the model)"
+            )
+        if values["beta"] != 1.0:
+            raise ConfigError(f"beta={values['beta']} must be 1 for M1+M2 (M1 is a Table 1 run)")
+        n_classes = _n_classes(values["dataset"])
+        if semisup["labels"] % n_classes:
+            raise ConfigError(
+                f"semisup.labels={semisup['labels']} must be a positive multiple of the {n_classes} classes"
+            )
+        n_train = n_train_points(values["dataset"])
+        if semisup["labels"] >= n_train:
+            raise ConfigError(f"semisup.labels={semisup['labels']} must be fewer than the {n_train} training points")
+        return values
+
+    def check_data(self, values: dict) -> None:
+        """The data files, and that a complete M1 run at this cell's M1 directory (if any) was made
+        with this cell's M1 settings: a sweep's preflight finds a mismatch before any cell runs."""
+        VaeTask().check_data(values)
+        check_m1(values)
+
+    def data_key(self, values: dict) -> None:
+        return None  # the M1 check depends on every cell's own M1
+
+    def identity(self, cfg: Any) -> dict[str, Any]:
+        return {
+            "task": self.name,
+            "experiment": str(cfg.experiment_name),
+            "model": str(cfg.family),
+            "dataset": str(cfg.dataset.name),
+            "latent_dim": int(cfg.latent_dim),
+            "z2_dim": int(cfg.semisup.z2_dim),
+            "beta": float(cfg.beta),
+            "seed": int(cfg.seed),
+        }
+
+    def prepare(self, cfg: DictConfig) -> Prepared:
+        values = self.check(cfg)
+        directory = m1_dir(values)
+        reused = check_m1(values)
+        device = pick_device(str(cfg.device))
+        if cfg.trainer.get("num_threads"):
+            torch.set_num_threads(int(cfg.trainer.num_threads))
+        torch.manual_seed(int(cfg.seed))
+        np.random.seed(int(cfg.seed))
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        data = build_dataset(plain(cfg.dataset))
+        n_classes = int(data.train.y.max()) + 1
+        labelled = labelled_subset(data.train.y, int(cfg.semisup.labels), int(cfg.seed), n_classes)
+        return Prepared(data, labelled, device, directory, reused)
+
+    def describe(self, cfg: DictConfig, prepared: Prepared) -> str:
+        return (
+            f"M1+M2 {cfg.family} on {prepared.data.name}, z1={cfg.latent_dim}, z2={cfg.semisup.z2_dim}, "
+            f"{len(prepared.labelled)} labels, seed={cfg.seed}; M1 {prepared.m1_dir}"
+            f" ({'complete, reused' if prepared.m1_reused else 'to train first'})"
+        )
+
+    def run(self, cfg: DictConfig, prepared: Prepared, ctx: RunContext) -> TaskOutput:
+        values = OmegaConf.to_container(cfg, resolve=True)
+        t_m1 = time.perf_counter()
+        trained_m1 = ensure_m1(values, prepared.m1_dir)
+        m1_seconds = time.perf_counter() - t_m1
+        data, device = prepared.data, prepared.device
+        m1 = model_for(values["model"], int(cfg.latent_dim), data)
+        weights = torch.load(prepared.m1_dir / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+        m1.load_state_dict(weights["model"])
+        semisup = values["semisup"]
+        n_classes = int(data.train.y.max()) + 1
+        torch.manual_seed(int(cfg.seed))  # M2's initial weights: a function of the seed
+        m2 = build_m2(
+            z1_ambient=m1.head.ambient_dim,
+            z1_family=values["model"]["latent"],
+            z2_dim=semisup["z2_dim"],
+            z2_family=semisup["z2_latent"],
+            hidden_dims=semisup["hidden_dims"],
+            activation=semisup["activation"],
+            n_classes=n_classes,
+            concentration_offset=values["model"].get("concentration_offset", 1.0),
+        )
+        model = M1M2(m1, m2, joint=semisup["training"] == "joint").to(device)
+        gen = torch.Generator().manual_seed(int(cfg.seed) + 4)
+        labelled_x = data.train.x[prepared.labelled]
+        if data.binarize_train:
+            labelled_x = torch.bernoulli(labelled_x, generator=gen)  # one fixed binarisation
+        objective = M2Objective(
+            labelled_x=labelled_x.to(device),
+            labelled_y=data.train.y[prepared.labelled].to(device),
+            n_train=len(data.train),
+            val_y=data.val.y,
+            alpha=float(semisup["alpha"]),
+            z1=semisup["z1"],
+            early_stop=semisup["early_stop"],
+        )
+        trainer = semisup["trainer"]
+        settings = TrainSettings(
+            lr=float(trainer["lr"]),
+            batch_size=int(trainer["batch_size"]),
+            max_epochs=int(trainer["max_epochs"]),
+            patience=int(trainer["patience"]),
+            progress=values["trainer"].get("progress", "auto"),
+            nan_retries=int(trainer["nan_retries"]),
+            nan_lr_factor=float(trainer["nan_lr_factor"]),
+        )
+        result = train(
+            model,
+            data,
+            objective,
+            settings,
+            int(cfg.seed),
+            metrics_path=ctx.out_dir / METRICS_FILE,
+            run_dir=ctx.out_dir,
+            resume_config=ctx.resume_config,
+            on_epoch=ctx.on_epoch,
+        )
+        save_torch_atomic(ctx.out_dir / CHECKPOINT_FILE, {"model": model.state_dict(), "epoch": result.best_epoch})
+        t0 = time.perf_counter()
+        test_acc = (model.predict(data.test.x.to(device)).cpu() == data.test.y).double().mean().item()
+        val_acc = (model.predict(data.val.x.to(device)).cpu() == data.val.y).double().mean().item()
+        labelled_acc = (model.predict(labelled_x.to(device)).cpu() == data.train.y[prepared.labelled]).double()
+        n = str(len(prepared.labelled))
+        metrics = {"acc": {n: test_acc}, "val_acc": {n: val_acc}, "labelled_acc": {n: labelled_acc.mean().item()}}
+        runs_root = Path(str(values["runs_root"]))
+        return TaskOutput(
+            metrics=metrics,
+            identity={"budget": str(cfg.get("budget_name", "none")), "labels": len(prepared.labelled)},
+            fields={
+                "m1_run": _relative(prepared.m1_dir, runs_root),
+                "m1_trained_by_this_run": trained_m1,
+                "epochs": result.epochs,
+                "best_epoch": result.best_epoch,
+                "resumed_from_epoch": result.resumed_from,
+                "events": result.events,
+                "m1_seconds": round(m1_seconds, 3),
+                "train_seconds": round(result.seconds, 3),
+                "eval_seconds": round(time.perf_counter() - t0, 3),
+                "device": str(device),
+            },
+            summary=f"test accuracy {test_acc:.4f} (validation {val_acc:.4f})",
+        )
+
+
+def check_m1(values: Mapping[str, Any]) -> bool:
+    """Whether this cell's M1 is complete (ConfigError if it was made with other settings)."""
+    directory = m1_dir(values)
+    record = read_result(directory)
+    if not is_complete_record(record):
+        return False
+    changed = m1_mismatch(record, values)
+    if changed:
+        raise ConfigError(
+            f"the M1 run {directory} was made with other settings ({', '.join(changed[:6])}); "
+            f"remove it, or set semisup.m1_experiment=NAME to train this cell's M1 elsewhere"
+        )
+    return True
+
+
+def ensure_m1(values: dict, directory: Path) -> bool:
+    """Make sure this cell's M1 is complete: train it through the harness if needed, or wait for
+    the process that is training it. Returns whether this call trained it."""
+    m1_cfg = OmegaConf.create(m1_values(values))
+    trained = False
+    while True:
+        record = read_result(directory)
+        if is_complete_record(record):
+            changed = m1_mismatch(record, values)
+            if changed:  # finished by another process with other settings while this cell waited
+                raise ConfigError(f"the M1 run {directory} was made with other settings ({', '.join(changed[:6])})")
+            return trained
+        if is_locked(directory):
+            log.info("M1 %s is being trained by another process: waiting for it", directory)
+            while is_locked(directory):
+                time.sleep(M1_POLL_SECONDS)
+            continue
+        log.info("M1 %s: training it first (a Table 1 run)", directory)
+        trained = run_one(m1_cfg, directory) is not None or trained
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _without(cfg: Any, keys: tuple[str, ...]) -> dict:
+    values = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else dict(cfg)
+    return {k: v for k, v in values.items() if k not in keys}
+
+
+def _own(cfg: Any) -> dict:
+    values = resolved(cfg, exclude=("hydra",))
+    return {k: values[k] for k in ("semisup", "family") if k in values}
+
+
+def _n_classes(dataset: Mapping[str, Any]) -> int:
+    return int(dataset.get("n_components", 10)) if dataset.get("name") == "synthetic" else 10
+
+
+register_task(M1M2Task())

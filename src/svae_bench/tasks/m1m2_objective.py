@@ -1,0 +1,132 @@
+"""What M2 is trained to maximise on top of M1 (Kingma et al. 2014), as a training-loop objective.
+
+Per training step: a minibatch of unlabelled images (the loop's batch, dynamically binarised)
+and all the labelled images. With N training images of which N_l are labelled, Kingma et al.'s
+objective sum_l L + sum_u U + alpha N sum_l log q(y | z1), divided by N, is
+
+    (N_u / N) mean_u U(z1) + (N_l / N) mean_l L(z1, y) + alpha N_l mean_l log q(y | z1)
+
+(nats per image; alpha = 0.1 in Kingma et al.). z1 is M1's posterior location (``z1="mean"``)
+or a sample of q(z1 | x) (``"sample"``). Two-stage training keeps M1 fixed (no gradient
+reaches it); joint training also follows M1's own ELBO on the batch and lets M2's gradient
+reach M1's encoder through the reparameterised z1.
+
+Validation (early stopping maximises it): the mean unlabelled bound U on the validation images
+(``early_stop="bound"``, no labels used), or the validation accuracy (``"accuracy"``, which
+uses the validation labels). Both are in metrics.csv, with the training terms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..models import VAE
+from ..models.m2 import M2
+
+METRIC_COLUMNS = [
+    "epoch",
+    "train_objective",
+    "train_unlabelled",
+    "train_labelled",
+    "train_labelled_log_q",
+    "val_objective",
+    "val_bound",
+    "val_acc",
+    "seconds",
+]
+#: validation points per forward pass (each is repeated once per class)
+VALIDATION_BATCH = 500
+
+
+class M1M2(nn.Module):
+    """M1 (a trained VAE) and M2 over its codes, trained as one module."""
+
+    def __init__(self, m1: VAE, m2: M2, joint: bool):
+        super().__init__()
+        self.m1, self.m2, self.joint = m1, m2, joint
+        for p in m1.parameters():
+            p.requires_grad_(joint)
+
+    def codes(self, x: Tensor, sample: bool) -> Tensor:
+        """z1 for images x (B, D): the posterior's location, or a sample (B, n1)."""
+        with torch.set_grad_enabled(self.joint and torch.is_grad_enabled()):
+            q = self.m1.head.posterior(self.m1.encoder(x))
+            return q.rsample() if sample else self.m1.head.code(q)
+
+    @torch.no_grad()
+    def predict(self, x: Tensor, batch: int = 2000) -> Tensor:
+        """argmax q(y | z1 = M1's posterior location) for images x (N, D) -> (N,) int64."""
+        self.eval()
+        chunks = [self.m2.classify(self.codes(x[i : i + batch], False)).argmax(-1) for i in range(0, len(x), batch)]
+        return torch.cat(chunks)
+
+
+@dataclass(frozen=True)
+class M2Objective:
+    """The semi-supervised objective (an :class:`~svae_bench.training.Objective`); see the module docstring.
+
+    labelled_x (N_l, D), labelled_y (N_l,): the labelled images (fixed binarisation) and labels.
+    n_train: N, all training images. val_y (N_val,): validation labels (for val_acc).
+    """
+
+    labelled_x: Tensor
+    labelled_y: Tensor
+    n_train: int
+    val_y: Tensor
+    alpha: float = 0.1
+    z1: str = "mean"
+    early_stop: str = "bound"
+    warmup_epochs: int = 0
+    columns: ClassVar[list[str]] = METRIC_COLUMNS
+
+    def train_terms(self, model: M1M2, batch: Tensor, epoch: int) -> tuple[Tensor, tuple[Tensor, ...]]:
+        sample = self.z1 == "sample"
+        n_l = self.labelled_y.shape[0]
+        z1_u = model.codes(batch, sample)
+        z1_l = model.codes(self.labelled_x, sample)
+        onehot = F.one_hot(self.labelled_y, model.m2.n_classes).to(z1_l.dtype)
+        unlabelled = model.m2.unlabelled_bound(z1_u).mean()
+        labelled = model.m2.labelled_bound(z1_l, onehot).mean()
+        log_q = F.log_softmax(model.m2.classify(z1_l), -1).gather(1, self.labelled_y[:, None]).mean()
+        objective = (
+            (self.n_train - n_l) / self.n_train * unlabelled + n_l / self.n_train * labelled + self.alpha * n_l * log_q
+        )
+        if model.joint:
+            objective = objective + model.m1.terms(batch).elbo
+        return objective, (unlabelled, labelled, log_q)
+
+    @torch.no_grad()
+    def validate(self, model: M1M2, x: Tensor, seed: int) -> tuple[float, dict[str, float]]:
+        model.eval()
+        devices = [x.device] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # fixed validation noise, training noise untouched
+            torch.manual_seed(seed)
+            total = 0.0
+            for i in range(0, x.shape[0], VALIDATION_BATCH):
+                z1 = model.codes(x[i : i + VALIDATION_BATCH], False)
+                total += model.m2.unlabelled_bound(z1).sum().item()
+        bound = total / x.shape[0]
+        acc = (model.predict(x).cpu() == self.val_y.cpu()).double().mean().item()
+        objective = bound if self.early_stop == "bound" else acc
+        return objective, {"val_objective": objective, "val_bound": bound, "val_acc": acc}
+
+    def row(self, epoch: int, train_means: list[float], validation: dict[str, float]) -> dict[str, float]:
+        objective, unlabelled, labelled, log_q = train_means
+        return {
+            "train_objective": objective,
+            "train_unlabelled": unlabelled,
+            "train_labelled": labelled,
+            "train_labelled_log_q": log_q,
+            **validation,
+        }
+
+    def summary(self, row: dict[str, float]) -> str:
+        return (
+            f"train {row['train_objective']:.3f} (U {row['train_unlabelled']:.3f}, L {row['train_labelled']:.3f}, "
+            f"log q {row['train_labelled_log_q']:.3f})  val U {row['val_bound']:.3f}, acc {row['val_acc']:.4f}"
+        )
