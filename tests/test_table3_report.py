@@ -94,3 +94,20 @@ def test_table3_against_the_paper(out: Path) -> None:
     assert row["order_holds"] == "no"
     md = (out / "table3_vs_paper.md").read_text()
     assert "S+N > S+S > N+N" in md and "Table 3: test accuracy (%) with 100 labelled images" in md
+
+
+def test_heatmap_figure_of_table3(out: Path) -> None:
+    from svae_bench.commands import figures as figures_cmd
+    from svae_bench.report.collect import collect_runs, runs_frame
+    from svae_bench.report.heatmap import accuracy_grid
+
+    runs = out.parent / "runs"
+    z1s, z2s, grids, column = accuracy_grid(runs_frame(collect_runs(runs)[0]))
+    assert (z1s, z2s, column) == ([5, 10], [5, 10], "acc_100") and list(grids) == ["N+N", "S+S", "S+N"]
+    assert grids["S+N"][1, 1] == pytest.approx(95.1) and grids["N+N"][0, 0] == pytest.approx(91.0)
+    png = out.parent / "heatmap.png"
+    assert figures_cmd.main(["--heatmap", "--runs", str(out.parent), "--experiment", "runs", "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    empty = out.parent / "empty"
+    empty.mkdir()
+    assert figures_cmd.main(["--heatmap", "--runs", str(out.parent), "--experiment", "empty"]) == 2

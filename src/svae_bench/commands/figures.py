@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..report.curves import find_curves, plot_curves
 from ..report.figures import compose_runs, find_runs, load_run
+from ..report.heatmap import plot_heatmaps
 from ._args import parse_args
 
 HELP = "compose the latent-space figure of an experiment"
@@ -25,6 +26,12 @@ def _parser() -> argparse.ArgumentParser:
         "--curves",
         action="store_true",
         help="learning curves instead of the latent figure (default out: <runs>/<experiment>/curves.png)",
+    )
+    p.add_argument(
+        "--heatmap",
+        action="store_true",
+        help="Table 3's accuracy heat maps (one panel per family, z1 x z2, the paper's values in brackets) "
+        "instead of the latent figure (default out: <runs>/<experiment>/heatmap.png)",
     )
     p.add_argument("--runs", type=Path, default=Path("runs"), help="root of the run directories (default: runs)")
     p.add_argument("--experiment", default="synthetic_figure", help="experiment name (default: synthetic_figure)")
@@ -45,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: runs directory {runs_root} does not exist", file=sys.stderr)
         return 2
     exp_dir = runs_root / args.experiment
+    if args.heatmap:
+        return _heatmap(exp_dir, args.out if args.out is not None else exp_dir / "heatmap.png", args.experiment)
     if args.curves:
         return _curves(exp_dir, args.out if args.out is not None else exp_dir / "curves.png", args.experiment)
     run_dirs = find_runs(exp_dir, args.seed, args.latent_dim) if exp_dir.is_dir() else []
@@ -77,4 +86,17 @@ def _curves(exp_dir: Path, out: Path, experiment: str) -> int:
         return 2
     done = sum(c.complete for c in curves)
     print(f"figures: wrote {out} ({len(curves)} runs, {done} complete)")
+    return 0
+
+
+def _heatmap(exp_dir: Path, out: Path, experiment: str) -> int:
+    try:
+        n = plot_heatmaps(exp_dir, out, f"{experiment}: M1+M2 test accuracy") if exp_dir.is_dir() else 0
+    except OSError as exc:
+        print(f"error: cannot write {out}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    if not n:
+        print(f"error: no complete M1+M2 runs under {exp_dir}", file=sys.stderr)
+        return 2
+    print(f"figures: wrote {out} ({n} runs)")
     return 0
