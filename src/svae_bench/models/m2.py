@@ -121,10 +121,6 @@ class M2(nn.Module):
         q = log_q.exp()
         return (q * bounds).sum(-1) - (q * log_q).sum(-1)
 
-    def accuracy(self, z1: Tensor, labels: Tensor) -> Tensor:
-        """The fraction of ``labels`` (B,) that argmax q(y | z1) gets right (a 0-dim tensor)."""
-        return (self.classify(z1).argmax(-1) == labels).to(z1.dtype).mean()
-
 
 def build_m2(
     *,

@@ -166,12 +166,10 @@ def build_comparison(table: Table, reference: pd.DataFrame | None = None) -> Com
             if not all((model, d, metric) in published for model in models):
                 continue
             ours = {model: table.stat((d,), (model, metric)) for model in models}
-            present = sorted((s.mean, m) for m, s in ours.items() if s is not None)
-            top = [ours[m] for _, m in present[-2:]]  # the two models compared: the best two of ours
-            pvalue = welch_pvalue(top[0].values, top[1].values) if len(present) >= 2 else math.nan  # type: ignore[union-attr]
-            if len(models) == 2:
-                a, b = ours[models[0]], ours[models[1]]
-                pvalue = welch_pvalue(a.values, b.values) if a is not None and b is not None else math.nan
+            present = [m for _, m in sorted((s.mean, m) for m, s in ours.items() if s is not None)]
+            tested = [ours[m] for m in (models if len(models) == 2 else present[-2:])]  # the pair, or our best two
+            ok = len(tested) == 2 and None not in tested
+            pvalue = welch_pvalue(tested[0].values, tested[1].values) if ok else math.nan  # type: ignore[union-attr]
             bold = next(
                 (model for (row, (model, m)) in table.bold if row == (d,) and m == metric and model in models), None
             )

@@ -11,6 +11,7 @@ resumable state. Records are built by :mod:`svae_bench.records`.
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -54,16 +55,22 @@ def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def resume_values(cfg: DictConfig, ignored: tuple[str, ...]) -> dict:
-    """The resolved config without the values that do not affect training (a task's resume_ignored)."""
-    values = OmegaConf.to_container(cfg, resolve=True)
-    for dotted in ignored:
+def without_keys(values: dict, dotted_keys: tuple[str, ...]) -> dict:
+    """``values`` (a plain nested dict, left untouched) without the ``dotted_keys`` ("trainer.progress")."""
+    values = copy.deepcopy(values)
+    for dotted in dotted_keys:
         *parents, leaf = dotted.split(".")
         node = values
         for key in parents:
-            node = node.get(key, {})
-        node.pop(leaf, None)
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(leaf, None)
     return values
+
+
+def resume_values(cfg: DictConfig, ignored: tuple[str, ...]) -> dict:
+    """The resolved config without the values that do not affect training (a task's resume_ignored)."""
+    return without_keys(OmegaConf.to_container(cfg, resolve=True), ignored)
 
 
 def run_one(cfg: DictConfig, out_dir: Path) -> dict | None:

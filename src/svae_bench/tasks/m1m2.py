@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -42,13 +41,14 @@ from ..records import (
     read_result,
     save_torch_atomic,
 )
-from ..training import TrainSettings, train
+from ..training import train
 from .base import RunContext, Task, TaskOutput
-from .harness import config_differences, run_one
+from .harness import config_differences, run_one, without_keys
 from .m1m2_objective import M1M2, M2Objective
 from .registry import register_task
-from .vae import VaeTask, model_for, pick_device, plain
+from .vae import VaeTask, model_for, plain, set_up_process
 from .vae_checks import n_train_points
+from .vae_objective import trainer_settings
 
 log = logging.getLogger("svae_bench")
 
@@ -76,8 +76,9 @@ M2_TRAINER = {
 }
 #: config keys of the M1+M2 run that are not M1's
 OWN_KEYS = ("semisup", "family", "task", "experiment_name")
-#: keys that may differ between a reused M1 run and the one this cell would train
-M1_IGNORED = ("n_seeds", "force", "runs_root", "trainer.progress", "trainer.num_threads", "dataset.data_root", "eval")
+#: keys that may differ between a reused M1 run and the one this cell would train (n_seeds: the
+#: sweeps' seed counts, which do not change a run)
+M1_IGNORED = ("n_seeds", *VaeTask.resume_ignored)
 #: seconds between looks at an M1 run another process is training
 M1_POLL_SECONDS = 10.0
 
@@ -103,24 +104,12 @@ def m1_dir(values: Mapping[str, Any]) -> Path:
     )
 
 
-def _drop(values: dict, dotted: tuple[str, ...]) -> dict:
-    values = OmegaConf.to_container(OmegaConf.create(values))  # a deep copy
-    for key in dotted:
-        *parents, leaf = key.split(".")
-        node = values
-        for part in parents:
-            node = node.get(part, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict):
-            node.pop(leaf, None)
-    return values
-
-
 def m1_mismatch(record: dict, values: Mapping[str, Any]) -> list[str]:
     """Settings that differ between a complete M1 record and this cell's M1 (empty: reusable)."""
     recorded = record.get("config")
     if not isinstance(recorded, dict):
         return ["config (the record has none)"]
-    return config_differences(_drop(recorded, M1_IGNORED), _drop(m1_values(values), M1_IGNORED))
+    return config_differences(without_keys(recorded, M1_IGNORED), without_keys(m1_values(values), M1_IGNORED))
 
 
 @dataclass
@@ -134,19 +123,12 @@ class Prepared:
 
 class M1M2Task(Task):
     name = "m1m2"
-    resume_ignored = (
-        "force",
-        "runs_root",
-        "n_seeds",
-        "trainer.progress",
-        "trainer.num_threads",
-        "dataset.data_root",
-        "eval",
-    )
+    resume_ignored = M1_IGNORED  # M2 resumes under the same rule as its M1 is reused
 
     def check(self, cfg: Any) -> dict:
-        values = VaeTask().check(OmegaConf.create(_without(cfg, ("semisup", "family"))))
-        values = {**values, **_own(cfg)}
+        values = resolved(cfg, exclude=("hydra",))  # once, naming a value whose interpolation fails
+        own = {k: values[k] for k in ("semisup", "family") if k in values}
+        values = {**VaeTask().check({k: v for k, v in values.items() if k not in own}), **own}
         family = values.get("family")
         if family not in FAMILIES:
             raise ConfigError(f"family={family!r} is unknown; allowed: {', '.join(FAMILIES)}")
@@ -198,12 +180,7 @@ class M1M2Task(Task):
         values = self.check(cfg)
         directory = m1_dir(values)
         reused = check_m1(values)
-        device = pick_device(str(cfg.device))
-        if cfg.trainer.get("num_threads"):
-            torch.set_num_threads(int(cfg.trainer.num_threads))
-        torch.manual_seed(int(cfg.seed))
-        np.random.seed(int(cfg.seed))
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        device = set_up_process(cfg)
         data = build_dataset(plain(cfg.dataset))
         n_classes = int(data.train.y.max()) + 1
         labelled = labelled_subset(data.train.y, int(cfg.semisup.labels), int(cfg.seed), n_classes)
@@ -252,16 +229,8 @@ class M1M2Task(Task):
             z1=semisup["z1"],
             early_stop=semisup["early_stop"],
         )
-        trainer = semisup["trainer"]
-        settings = TrainSettings(
-            lr=float(trainer["lr"]),
-            batch_size=int(trainer["batch_size"]),
-            max_epochs=int(trainer["max_epochs"]),
-            patience=int(trainer["patience"]),
-            progress=values["trainer"].get("progress", "auto"),
-            nan_retries=int(trainer["nan_retries"]),
-            nan_lr_factor=float(trainer["nan_lr_factor"]),
-        )
+        # M2's own schedule; the progress bar follows the run's trainer setting
+        settings = trainer_settings({**semisup["trainer"], "progress": values["trainer"].get("progress", "auto")})
         result = train(
             model,
             data,
@@ -275,11 +244,11 @@ class M1M2Task(Task):
         )
         save_torch_atomic(ctx.out_dir / CHECKPOINT_FILE, {"model": model.state_dict(), "epoch": result.best_epoch})
         t0 = time.perf_counter()
-        test_acc = (model.predict(data.test.x.to(device)).cpu() == data.test.y).double().mean().item()
-        val_acc = (model.predict(data.val.x.to(device)).cpu() == data.val.y).double().mean().item()
-        labelled_acc = (model.predict(labelled_x.to(device)).cpu() == data.train.y[prepared.labelled]).double()
+        test_acc = model.accuracy(data.test.x.to(device), data.test.y)
+        val_acc = model.accuracy(data.val.x.to(device), data.val.y)
+        labelled_acc = model.accuracy(labelled_x.to(device), data.train.y[prepared.labelled])
         n = str(len(prepared.labelled))
-        metrics = {"acc": {n: test_acc}, "val_acc": {n: val_acc}, "labelled_acc": {n: labelled_acc.mean().item()}}
+        metrics = {"acc": {n: test_acc}, "val_acc": {n: val_acc}, "labelled_acc": {n: labelled_acc}}
         runs_root = Path(str(values["runs_root"]))
         return TaskOutput(
             metrics=metrics,
@@ -341,16 +310,6 @@ def _relative(path: Path, root: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return path.as_posix()
-
-
-def _without(cfg: Any, keys: tuple[str, ...]) -> dict:
-    values = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else dict(cfg)
-    return {k: v for k, v in values.items() if k not in keys}
-
-
-def _own(cfg: Any) -> dict:
-    values = resolved(cfg, exclude=("hydra",))
-    return {k: values[k] for k in ("semisup", "family") if k in values}
 
 
 def _n_classes(dataset: Mapping[str, Any]) -> int:

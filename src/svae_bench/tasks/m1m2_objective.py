@@ -65,6 +65,10 @@ class M1M2(nn.Module):
         chunks = [self.m2.classify(self.codes(x[i : i + batch], False)).argmax(-1) for i in range(0, len(x), batch)]
         return torch.cat(chunks)
 
+    def accuracy(self, x: Tensor, labels: Tensor) -> float:
+        """The fraction of ``labels`` (N,) that :meth:`predict` gets right for images x (N, D)."""
+        return (self.predict(x).cpu() == labels.cpu()).double().mean().item()
+
 
 @dataclass(frozen=True)
 class M2Objective:
@@ -111,7 +115,7 @@ class M2Objective:
                 z1 = model.codes(x[i : i + VALIDATION_BATCH], False)
                 total += model.m2.unlabelled_bound(z1).sum().item()
         bound = total / x.shape[0]
-        acc = (model.predict(x).cpu() == self.val_y.cpu()).double().mean().item()
+        acc = model.accuracy(x, self.val_y)
         objective = bound if self.early_stop == "bound" else acc
         return objective, {"val_objective": objective, "val_bound": bound, "val_acc": acc}
 

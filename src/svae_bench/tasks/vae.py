@@ -75,12 +75,7 @@ class VaeTask(Task):
         }
 
     def prepare(self, cfg: DictConfig) -> Prepared:
-        device = pick_device(str(cfg.device))
-        if cfg.trainer.get("num_threads"):
-            torch.set_num_threads(int(cfg.trainer.num_threads))
-        torch.manual_seed(int(cfg.seed))
-        np.random.seed(int(cfg.seed))
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        device = set_up_process(cfg)
         data = build_dataset(plain(cfg.dataset))
         model = model_for(plain(cfg.model), int(cfg.latent_dim), data)
         return Prepared(data, model.to(device), device)
@@ -127,6 +122,18 @@ class VaeTask(Task):
             },
             summary=summary_line(metrics),
         )
+
+
+def set_up_process(cfg: DictConfig) -> torch.device:
+    """What a run sets for its whole process before loading data: the device it names, torch's
+    thread count (trainer.num_threads), the seeds of torch and numpy, deterministic algorithms."""
+    device = pick_device(str(cfg.device))
+    if cfg.trainer.get("num_threads"):
+        torch.set_num_threads(int(cfg.trainer.num_threads))
+    torch.manual_seed(int(cfg.seed))
+    np.random.seed(int(cfg.seed))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    return device
 
 
 def plain(group: DictConfig) -> dict[str, Any]:
