@@ -7,12 +7,19 @@
 #
 # WORKDIR (default /work/sweeps) gets a clone of the repository at $COMMIT, its own venv and the
 # runs root WORKDIR/mnist_paper/runs. Two jobs at a time, one thread each, under nice -n 19.
+# Machines here are fresh each session, so the runs root is first seeded with the complete
+# records already committed under results/mnist_paper/runs (those runs are then skipped);
+# scripts/collect_sweep.sh copies newly finished records back for committing.
+# Order: d = 10 first (both models, seed by seed), then d = 2, then d = 40.
 set -euo pipefail
-COMMIT=276138c
+COMMIT=a6649f7
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${1:-/work/sweeps}
 DATA=${SVAE_BENCH_DATA:-$(cd "$REPO/.." && pwd)/shared/data}
-mkdir -p "$WORK/mnist_paper"
+mkdir -p "$WORK/mnist_paper/runs"
+if [ -d "$REPO/results/mnist_paper/runs" ]; then
+    cp -rn "$REPO/results/mnist_paper/runs/." "$WORK/mnist_paper/runs/"
+fi
 if [ ! -d "$WORK/code" ]; then
     git clone -q "$REPO" "$WORK/code"
     git -C "$WORK/code" checkout -q "$COMMIT"
@@ -24,7 +31,7 @@ if [ ! -x "$WORK/venv/bin/svae-bench" ]; then
 fi
 cd "$WORK/code"
 exec nice -n 19 "$WORK/venv/bin/svae-bench" run -m experiment=table1 budget=paper \
-    model=svae,nvae latent_dim=10,2,40 'seed=range(3)' \
+    latent_dim=10,2,40 'seed=range(3)' model=svae,nvae \
     hydra/launcher=joblib hydra.launcher.n_jobs=2 \
     trainer.num_threads=1 trainer.progress=false \
     dataset.data_root="$DATA" runs_root="$WORK/mnist_paper/runs"
