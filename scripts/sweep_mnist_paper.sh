@@ -10,7 +10,6 @@
 # Machines here are fresh each session, so the runs root is first seeded with the complete
 # records already committed under results/mnist_paper/runs (those runs are then skipped);
 # scripts/collect_sweep.sh copies newly finished records back for committing.
-# Order: d = 10 first (both models, seed by seed), then d = 2, then d = 40.
 set -euo pipefail
 COMMIT=a6649f7
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,8 +29,11 @@ if [ ! -x "$WORK/venv/bin/svae-bench" ]; then
     "$WORK/venv/bin/pip" install -q -e "$WORK/code[test]"
 fi
 cd "$WORK/code"
-exec nice -n 19 "$WORK/venv/bin/svae-bench" run -m experiment=table1 budget=paper \
-    latent_dim=10,2,40 'seed=range(3)' model=svae,nvae \
-    hydra/launcher=joblib hydra.launcher.n_jobs=2 \
-    trainer.num_threads=1 trainer.progress=false \
-    dataset.data_root="$DATA" runs_root="$WORK/mnist_paper/runs"
+# One multirun per d (the experiment's own sweep puts model outermost): d = 10 first.
+for d in 10 2 40; do
+    nice -n 19 "$WORK/venv/bin/svae-bench" run -m experiment=table1 budget=paper \
+        latent_dim=$d 'seed=range(3)' model=svae,nvae \
+        hydra/launcher=joblib hydra.launcher.n_jobs=2 \
+        trainer.num_threads=1 trainer.progress=false \
+        dataset.data_root="$DATA" runs_root="$WORK/mnist_paper/runs"
+done
