@@ -64,6 +64,8 @@ def reference_values(reference: pd.DataFrame, name: str) -> dict[tuple[str, Any,
     if paper is None:
         return {}
     out: dict[tuple[str, Any, str], tuple[float, float]] = {}
+    if paper.reference is not None:  # a table whose published rows ship beside reference.csv
+        reference = paper.reference()
     for row in reference[reference["table"] == paper.reference_table].itertuples(index=False):
         column = paper.column(row.metric, None if pd.isna(row.labels) else int(row.labels))
         if column is not None:

@@ -53,6 +53,8 @@ class PaperComparison:
     datasets: the datasets the paper's numbers are for (other runs are not compared).
     what(columns, markup): what the compared cells are, for the caption.
     better(markup): which value is better, for the caption's bold rule.
+    reference: the published rows when they are not in reference.csv: a function returning a frame
+        with reference.csv's columns (table, model, d, metric, labels, mean, std), d the row key as text.
     """
 
     reference_table: str
@@ -60,6 +62,7 @@ class PaperComparison:
     what: Callable[[Sequence[Column], Markup], str]
     better: Callable[[Markup], str]
     datasets: tuple[str, ...] = ("mnist",)
+    reference: Callable[[], pd.DataFrame] | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,9 @@ def row_text(key: object) -> str:
 
 
 def parse_row(text: str) -> object:
-    """A row key from its text (reference.csv's d): "10" -> 10, "5/10" -> (5, 10)."""
+    """A row key from its text (reference.csv's d): "10" -> 10, "5/10" -> (5, 10); a key that is not
+    a number stays text ("cora": Table 4's rows are data sets)."""
     parts = str(text).split("/")
+    if not all(p.lstrip("-").isdigit() for p in parts):
+        return str(text)
     return int(parts[0]) if len(parts) == 1 else tuple(int(p) for p in parts)
