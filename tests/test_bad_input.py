@@ -14,9 +14,9 @@ SMALL_SYNTHETIC = ["dataset.n_train=1200", "dataset.n_val=100", "dataset.n_test=
 
 CASES = [
     # (overrides, text the message must contain)
-    (["model=svea"], "model=svea is unknown; allowed: ae, nvae, psvae, svae"),
+    (["model=svea"], "model=svea is unknown; allowed: ae, nvae, nvgae, psvae, svae, svgae"),
     (["-m", "model=nvae,svea"], "model=svea is unknown"),
-    (["dataset=cifar"], "dataset=cifar is unknown; allowed: mnist, synthetic"),
+    (["dataset=cifar"], "dataset=cifar is unknown; allowed: citeseer, cora, mnist, pubmed, synthetic, synthetic_graph"),
     (["experiment=tabel1"], "experiment=tabel1 is unknown; allowed: mnist_latent, synthetic_figure, table1, table2"),
     (["budget=tiny"], "budget=tiny is unknown; allowed: laptop, paper"),
     (["hydra/launcher=nope"], "hydra/launcher"),
