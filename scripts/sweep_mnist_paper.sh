@@ -11,6 +11,7 @@
 # records already committed under results/mnist_paper/runs (those runs are then skipped);
 # scripts/collect_sweep.sh copies newly finished records back for committing.
 set -euo pipefail
+# N_JOBS=1 runs one at a time: on a busy machine one run then finishes within a session.
 COMMIT=a6649f7
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${1:-/work/sweeps}
@@ -33,7 +34,7 @@ cd "$WORK/code"
 for d in 10 2 40; do
     nice -n 19 "$WORK/venv/bin/svae-bench" run -m experiment=table1 budget=paper \
         latent_dim=$d 'seed=range(3)' model=svae,nvae \
-        hydra/launcher=joblib hydra.launcher.n_jobs=2 \
+        hydra/launcher=joblib hydra.launcher.n_jobs="${N_JOBS:-2}" \
         trainer.num_threads=1 trainer.progress=false \
         dataset.data_root="$DATA" runs_root="$WORK/mnist_paper/runs"
 done
