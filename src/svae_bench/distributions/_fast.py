@@ -2,18 +2,54 @@
 
 At VAE batch sizes (tens to thousands of rows) an elementwise op costs a few
 microseconds of dispatch and only nanoseconds of arithmetic, so the
-distributions here count ops. Two helpers do that work.
+distributions here count ops: constant tensors are built once and cached
+(:func:`constant_cache`), and hand-written backwards refuse double backward
+cheaply (:func:`refuse_double_backward`).
 """
 
 from __future__ import annotations
 
-from functools import cache
+from collections.abc import Callable
+from functools import lru_cache, wraps
+from typing import TypeVar
 
 import torch
 from torch import Tensor
 
+F = TypeVar("F", bound=Callable)
 
-@cache
+
+def constant_cache(maxsize: int | None = None) -> Callable[[F], F]:
+    """``functools.lru_cache`` for functions that build constant tensors from hashable arguments.
+
+    Under torch.jit.trace the build is not recorded: a cache filled during a trace
+    would otherwise record the build ops on the first call and a constant on later
+    ones, and the trace would fail its check (its graphs would differ).
+    """
+
+    def decorate(fn: F) -> F:
+        cached = lru_cache(maxsize=maxsize)(fn)
+
+        @wraps(fn)
+        def wrapper(*args):
+            if torch.compiler.is_compiling():  # dynamo traces the builder (its constants enter the graph)
+                return fn(*args)
+            state = torch._C._get_tracing_state()
+            if state is None:
+                return cached(*args)
+            torch._C._set_tracing_state(None)
+            try:
+                return cached(*args)
+            finally:
+                torch._C._set_tracing_state(state)
+
+        wrapper.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+@constant_cache()
 def constants(values: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> tuple[Tensor, ...]:
     """Cached 0-dim tensors holding ``values`` (read-only: never modify them in place).
 

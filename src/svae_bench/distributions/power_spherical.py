@@ -31,12 +31,13 @@ class PowerSpherical(Distribution):
     has_rsample = True
 
     def __init__(self, loc: Tensor, concentration: Tensor | float, validate_args: bool | None = None):
-        if loc.dim() < 1 or loc.shape[-1] < 2:
+        m = int(loc.shape[-1]) if loc.dim() >= 1 else 0  # static: a constant of any trace or compiled graph
+        if m < 2:
             raise ValueError(f"loc must have shape (..., m) with m >= 2, got {tuple(loc.shape)}")
         if not isinstance(concentration, Tensor):
             concentration = torch.as_tensor(concentration, dtype=loc.dtype, device=loc.device)
         batch_shape = torch.broadcast_shapes(loc.shape[:-1], concentration.shape)
-        self.dim = loc.shape[-1]
+        self.dim = m
         self.loc = loc.expand(*batch_shape, self.dim)
         self.concentration = concentration.expand(batch_shape)
         super().__init__(batch_shape, torch.Size([self.dim]), validate_args=validate_args)
@@ -96,4 +97,7 @@ def _kl_power_spherical_uniform(p: PowerSpherical, q: HypersphericalUniform) -> 
         raise ValueError(
             f"KL between a Power Spherical on S^{p.dim - 1} and a uniform on S^{q.dim - 1}: dimensions differ"
         )
-    return log_sphere_surface(p.dim) - p.entropy()
+    kl = log_sphere_surface(p.dim) - p.entropy()
+    if q.batch_shape:  # a uniform with a batch shape (made by expand): broadcast as torch's KLs do
+        kl = kl.expand(torch.broadcast_shapes(p.batch_shape, q.batch_shape))
+    return kl

@@ -11,7 +11,8 @@ returned as ``log Ĩ_v(x)`` (>= 0) together with its derivative, the Bessel rati
 
 Two regions, both evaluated in float64 whatever the input dtype, joined with
 ``torch.where`` (no data-dependent control flow, so the same code runs on CPU
-and CUDA without host synchronisation):
+and CUDA without host synchronisation, and traces and compiles to one graph
+that is right for every x; eager CPU calls skip the region no x is in):
 
 * x <= 20: the power series of 0F1, ``_SERIES_TERMS`` terms, summed from the
   ratio of consecutive terms (a cumulative product, no factorial overflow);
@@ -31,10 +32,11 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from functools import cache, lru_cache
 
 import torch
 from torch import Tensor
+
+from ._fast import constant_cache, refuse_double_backward
 
 __all__ = ["log_bessel_iv", "log_bessel_ive", "bessel_iv_ratio", "log_normalized_bessel"]
 
@@ -72,7 +74,7 @@ def _debye_coefficients(n_terms: int) -> list[list[Fraction]]:
 _DEBYE = _debye_coefficients(_DEBYE_TERMS)
 
 
-@cache
+@constant_cache()
 def _debye_constants(device: torch.device) -> tuple[Tensor, Tensor]:
     """(powers, coef): powers = 0..K, coef ((K+1)², 2) with S and T as f @ coef.
 
@@ -90,7 +92,7 @@ def _debye_constants(device: torch.device) -> tuple[Tensor, Tensor]:
     return powers.to(device), coef.to(device)
 
 
-@lru_cache(maxsize=256)
+@constant_cache(maxsize=256)
 def _series_constants(v: float, device: torch.device) -> tuple[Tensor, Tensor]:
     """1 / (j (v + j)) for j = 1..K, and the (K, 2) matrix [1, 1 / (v + 1 + j)] (float64)."""
     j = torch.arange(1, _SERIES_TERMS + 1, dtype=torch.float64)
@@ -98,7 +100,7 @@ def _series_constants(v: float, device: torch.device) -> tuple[Tensor, Tensor]:
     return (1 / (j * (v + j))).to(device), sums.to(device)
 
 
-@lru_cache(maxsize=256)
+@constant_cache(maxsize=256)
 def _debye_scalar_constants(v: float, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """For a fixed order v: (-n - 1/2, coef, const, v) with S = sum_n D_n r^-n, T = sum_n n D_n r^-n.
 
@@ -176,11 +178,18 @@ def _debye(v: Tensor | float, x: Tensor) -> tuple[Tensor, Tensor]:
     return log_i, ratio
 
 
+def is_capturing() -> bool:
+    """True while torch.jit.trace or torch.compile records a graph: no branch may depend on data then."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+
 def bessel_values(v: Tensor | float, x: Tensor) -> tuple[Tensor, Tensor]:
     """(log Ĩ_v(x), R_v(x)) for float64 x, without autograd (the kernel behind everything here)."""
-    if x.device.type == "cpu" and x.numel() > 0:
+    if not is_capturing() and x.device.type == "cpu" and x.numel() > 0:
         # On the CPU a data-dependent branch costs no device synchronisation, and
         # skipping the region nobody is in halves the op count at VAE batch sizes.
+        # A recorded graph must not keep the branch taken at record time, so
+        # traces and compiled graphs always take the branch-free path below.
         lo, hi = torch.aminmax(x)
         if hi.item() <= _SWITCH:
             return _series(v, x)
@@ -200,25 +209,33 @@ def ratio_derivative(v: Tensor | float, x: Tensor, ratio: Tensor) -> Tensor:
 
 
 class _LogNormalizedBessel(torch.autograd.Function):
-    """(log Ĩ_v(x), R_v(x)) in float64 with analytic first derivatives in x."""
+    """(log Ĩ_v(x), R_v(x)) in float64 with analytic first derivatives in x.
+
+    Only tensors (saved for backward) and static values (a float order, a dtype)
+    cross from forward to backward, so the backward is right under any tracer.
+    """
 
     @staticmethod
     def forward(ctx, v: Tensor | float, x: Tensor):  # type: ignore[override]
         v64 = v.to(torch.float64) if isinstance(v, Tensor) else float(v)
         x64 = x.to(torch.float64)
         log_i, ratio = bessel_values(v64, x64)
-        ctx.save_for_backward(x64, ratio)
-        ctx.v = v64
+        if isinstance(v64, Tensor):
+            ctx.save_for_backward(x64, ratio, v64)
+        else:
+            ctx.save_for_backward(x64, ratio)
+            ctx.v = v64
         ctx.x_dtype = x.dtype
         return log_i, ratio
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_log_i: Tensor | None, grad_ratio: Tensor | None):  # type: ignore[override]
-        x64, ratio = ctx.saved_tensors
+        refuse_double_backward("log_bessel_iv")
+        x64, ratio, *order = ctx.saved_tensors
+        v = order[0] if order else ctx.v
         grad = grad_log_i * ratio
         if grad_ratio is not None:
-            grad = grad + grad_ratio * ratio_derivative(ctx.v, x64, ratio)
+            grad = grad + grad_ratio * ratio_derivative(v, x64, ratio)
         return None, grad.to(ctx.x_dtype)
 
 
@@ -231,7 +248,7 @@ def _prepare(v: Tensor | float, x: Tensor | float) -> tuple[Tensor | float, Tens
     if isinstance(v, Tensor):
         if v.requires_grad:
             raise ValueError("log_bessel_iv: gradients with respect to the order v are not supported")
-        if v.dim() == 0:
+        if v.dim() == 0 and not is_capturing():  # float(v) would be a host read, baked into a graph
             v = float(v)
         else:
             v, x = torch.broadcast_tensors(v.to(device=x.device, dtype=torch.float64), x)

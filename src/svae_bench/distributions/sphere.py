@@ -56,13 +56,12 @@ class _PolarToSphere(torch.autograd.Function):
 
     The backward is a few fused tensor expressions instead of ~30 autograd
     nodes; this matters because per-op overhead dominates at VAE batch sizes.
-    If ``dt_dk`` is given, t is a function of the concentration k with that
-    derivative (computed lazily, only when a gradient is needed), and the
-    gradient is returned for k instead of t.
+    Everything the backward needs is a saved tensor (no Python-side state), so
+    it is right under any tracer.
     """
 
     @staticmethod
-    def forward(ctx, loc: Tensor, t: Tensor, noise: Tensor, k: Tensor | None, dt_dk):  # type: ignore[override]
+    def forward(ctx, loc: Tensor, t: Tensor, noise: Tensor):  # type: ignore[override]
         one, two = constants((1.0, 2.0), t.dtype, t.device)
         p, s, n = uniform_tangent(loc, noise)
         t = t.unsqueeze(-1)
@@ -70,35 +69,32 @@ class _PolarToSphere(torch.autograd.Function):
         rho = torch.sqrt(t * torch.sub(two, t))
         a = rho / n
         ctx.save_for_backward(loc, noise, p, s, n, one_minus_t, rho, a)
-        ctx.dt_dk = dt_dk
         return torch.addcmul(one_minus_t * loc, a, p)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         refuse_double_backward("polar_to_sphere")
         loc, noise, p, s, n, one_minus_t, rho, a = ctx.saved_tensors
-        grad_loc = grad_t = grad_k = None
+        grad_loc = grad_t = None
         g_mu = torch.linalg.vecdot(grad, loc).unsqueeze(-1)
         g_p = torch.linalg.vecdot(grad, p).unsqueeze(-1)
-        if ctx.needs_input_grad[1] or ctx.needs_input_grad[3]:
+        if ctx.needs_input_grad[1]:
             # dz/dt = -mu + ((1 - t) / rho) e, with e = p / n. At the end points t = 0, 2
             # (rho = 0; a float32 uniform of exactly 0 gives t = 2 for m = 3) the e term is
             # unbounded, but there every sampler pins t (dt/dk = 0) and z = +-mu does not move
             # along e: take that term as 0 instead of inf * 0 = NaN.
             e_coef = torch.where(rho > 0, one_minus_t / (rho * n), torch.zeros_like(rho))
             grad_t = (e_coef * g_p - g_mu).squeeze(-1)
-            if ctx.needs_input_grad[3]:
-                grad_k, grad_t = grad_t * ctx.dt_dk(), None
         if ctx.needs_input_grad[0]:
             # With e = p / n, p = g - s mu, s = g.mu, and mu.e = 0:
             # dL/dmu = (1 - t) G - a s (G - (G.p / n²) p) - a (G.mu) g,   a = rho / n
             a_s = a * s
             grad_loc = torch.addcmul((one_minus_t - a_s) * grad, a_s * g_p / (n * n), p)
             grad_loc = torch.addcmul(grad_loc, a * g_mu, noise, value=-1)
-        return grad_loc, grad_t, None, grad_k, None
+        return grad_loc, grad_t, None
 
 
-def polar_to_sphere(loc: Tensor, t: Tensor, noise: Tensor, k: Tensor | None = None, dt_dk=None) -> Tensor:
+def polar_to_sphere(loc: Tensor, t: Tensor, noise: Tensor) -> Tensor:
     """Point z on S^(m-1) with mu.z = 1 - t and a tangent direction drawn from ``noise``.
 
     Args:
@@ -109,7 +105,7 @@ def polar_to_sphere(loc: Tensor, t: Tensor, noise: Tensor, k: Tensor | None = No
 
     Returns:
         z: (..., m) = (1 - t) mu + sqrt(t (2 - t)) e, unit to rounding for every
-        mu. Differentiable in loc and t; or, if ``k`` and ``dt_dk`` (a callable
-        returning dt/dk with t's shape) are given, in loc and k.
+        mu. Differentiable in loc and t (t may carry the implicit gradient of a
+        sampler, see :func:`.vmf_marginal.implicit_t`).
     """
-    return _PolarToSphere.apply(loc, t, noise, k, dt_dk)
+    return _PolarToSphere.apply(loc, t, noise)

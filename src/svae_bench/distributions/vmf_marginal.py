@@ -19,6 +19,8 @@ to 1. This module provides
   dw/dk = -(dF/dk)(w) / g(w), with dF/dk(w) = ∫_{-1}^{w} (s - A_m(k)) g(s) ds,
   evaluated with Gauss-Legendre quadrature on whichever tail keeps the
   integrand of one sign.
+* :func:`implicit_t`: attaches that derivative to a sample (an autograd
+  function whose backward gets only saved tensors and the static m).
 * :func:`pathwise_t`: the official S-VAE's gradient, through the accepted
   proposal only (biased in k; kept for comparison).
 """
@@ -26,13 +28,12 @@ to 1. This module provides
 from __future__ import annotations
 
 import math
-from functools import cache, lru_cache
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ._fast import constants
+from ._fast import constant_cache, constants, refuse_double_backward
 
 #: Wood proposals per sample in one round. The acceptance rate is above 0.65
 #: for every m >= 2, k > 0 (tests/test_vmf_sampling.py checks it), so one round
@@ -55,7 +56,7 @@ _QUADRATURE_NODES = 64
 _TRUNCATION_LOG = 40.0
 
 
-@cache
+@constant_cache()
 def _quadrature(device: torch.device) -> tuple[Tensor, Tensor]:
     """(u, 2 q W) for the 64-point Gauss-Legendre rule (nodes q, weights W) on [0, 1].
 
@@ -88,7 +89,7 @@ def _m3_inverse_cdf(k: Tensor, one_minus_u: Tensor) -> Tensor:
     return -torch.clamp_min(torch.log1p(one_minus_u * torch.expm1(-2 * k)), -2 * k) / k
 
 
-@lru_cache(maxsize=64)
+@constant_cache(maxsize=64)
 def _gamma_shapes(shape: torch.Size, m: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """The (2, PROPOSALS_PER_ROUND, *shape) tensor of Gamma shapes (m-1)/2 (cached, read-only)."""
     return torch.full((2, PROPOSALS_PER_ROUND, *shape), 0.5 * (m - 1), dtype=dtype, device=device)
@@ -139,12 +140,14 @@ def sample_t(k: Tensor, m: int) -> tuple[Tensor, Tensor]:
         return ratio.gather(0, first)[0], accepted[0] > 0
 
     ratio, done = one_round()
-    if not bool(done.all()):  # the only host synchronisation; rarely true
+    if not bool(done.all()):  # the one host synchronisation of a call; rarely true
         for _ in range(MAX_EXTRA_ROUNDS):
             ratio_new, done_new = one_round()
             ratio = torch.where(done_new & ~done, ratio_new, ratio)
             done = done | done_new
-        if not bool(done.all()):
+            if bool(done.all()):
+                break
+        else:
             bad = k[~done].flatten()[:3].tolist()
             raise RuntimeError(
                 f"vMF rejection sampler: no proposal accepted after "
@@ -234,3 +237,33 @@ def marginal_dw_dk(t: Tensor, k: Tensor, m: int, mean_w: Tensor) -> Tensor:
         expo = k.unsqueeze(-1) * hu
     integrand = ((w - mean_w).unsqueeze(-1) + hu) * torch.exp(expo)
     return h.squeeze(-1) * (integrand @ weights)
+
+
+class _ImplicitT(torch.autograd.Function):
+    """t (clamped away from 0) as a function of k whose derivative is the implicit one, dt/dk = -dw/dk."""
+
+    @staticmethod
+    def forward(ctx, k: Tensor, t: Tensor, k64: Tensor, mean_w: Tensor, m: int):  # type: ignore[override]
+        t = t.clamp_min(torch.finfo(t.dtype).tiny)  # keeps d rho / dt finite at the mode
+        ctx.save_for_backward(t, k64, mean_w)
+        ctx.m = m
+        return t
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        refuse_double_backward("VonMisesFisher.rsample")
+        t, k64, mean_w = ctx.saved_tensors
+        dt_dk = marginal_dw_dk(t.to(torch.float64), k64, ctx.m, mean_w).neg_()
+        return grad * dt_dk.to(grad.dtype), None, None, None, None
+
+
+def implicit_t(k: Tensor, t: Tensor, k64: Tensor, mean_w: Tensor, m: int) -> Tensor:
+    """The sample t = 1 - mu.z (clamped to >= tiny), differentiable in k by implicit reparameterisation.
+
+    Args:
+        k: concentrations with t's shape (the tensor the gradient goes to).
+        t: samples from :func:`sample_t` (no graph).
+        k64, mean_w: k and A_m(k) in float64, broadcastable to t (no graph).
+        m: ambient dimension (a static int).
+    """
+    return _ImplicitT.apply(k, t, k64, mean_w, m)

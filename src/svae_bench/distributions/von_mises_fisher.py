@@ -27,7 +27,7 @@ from .constraints import unit_sphere
 from .hyperspherical_uniform import HypersphericalUniform
 from .special import bessel_values, ratio_derivative
 from .sphere import log_sphere_surface, polar_to_sphere
-from .vmf_marginal import marginal_dw_dk, pathwise_t, sample_t
+from .vmf_marginal import implicit_t, pathwise_t, sample_t
 
 RsampleGrad = Literal["implicit", "pathwise"]
 
@@ -62,7 +62,8 @@ class VonMisesFisher(Distribution):
         validate_args: bool | None = None,
         rsample_grad: RsampleGrad = "implicit",
     ):
-        if loc.dim() < 1 or loc.shape[-1] < 2:
+        m = int(loc.shape[-1]) if loc.dim() >= 1 else 0  # static: a constant of any trace or compiled graph
+        if m < 2:
             raise ValueError(f"loc must have shape (..., m) with m >= 2, got {tuple(loc.shape)}")
         if rsample_grad not in ("implicit", "pathwise"):
             raise ValueError(f"rsample_grad must be 'implicit' or 'pathwise', got {rsample_grad!r}")
@@ -73,7 +74,7 @@ class VonMisesFisher(Distribution):
             batch_shape = torch.broadcast_shapes(batch_shape, concentration.shape)
             loc = loc.expand(*batch_shape, loc.shape[-1])
             concentration = concentration.expand(batch_shape)
-        self.dim = loc.shape[-1]
+        self.dim = m
         self.loc = loc
         self.concentration = concentration
         self.rsample_grad = rsample_grad
@@ -98,8 +99,16 @@ class VonMisesFisher(Distribution):
             return (k64, *bessel_values(0.5 * self.dim - 1, k64))
 
     def _of_concentration(self, value: Tensor, derivative) -> Tensor:
-        """``value`` (float64, batch_shape) cast to loc's dtype, with d/dk = ``derivative()``."""
-        return _OfConcentration.apply(self.concentration, value, derivative, self.loc.dtype)
+        """``value`` (float64, batch_shape) cast to loc's dtype, with d/dk = ``derivative()`` (float64).
+
+        ``derivative`` is called here, and only if a graph is being built (k requires
+        grad, or torch.jit.trace records); the autograd function gets its result as a
+        tensor, never the callable, so its backward is right under any tracer.
+        """
+        k = self.concentration
+        if not (k.requires_grad or torch.jit.is_tracing()):
+            return value.to(self.loc.dtype)
+        return _OfConcentration.apply(k, value, derivative(), self.loc.dtype)
 
     def _dA_dk(self) -> Tensor:
         """A'(k) = 1 - A² - (m-1) A / k (float64; limit 1/m at k = 0)."""
@@ -151,45 +160,73 @@ class VonMisesFisher(Distribution):
 
     # -- sampling ------------------------------------------------------------------------
     def rsample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+        """Exact samples (*sample_shape, *batch_shape, m), differentiable in loc and concentration.
+
+        The rejection sampler reads one flag on the host per call (were all
+        proposals of the first round accepted?), in :func:`.vmf_marginal.sample_t`.
+        Under torch.compile all of a call's random draws run eagerly, outside the
+        graph (one graph break), so compiled and eager code give the same samples
+        for the same seed; torch.jit.trace cannot record that decision and is refused.
+        """
+        if torch.jit.is_tracing():
+            raise RuntimeError(
+                "VonMisesFisher.rsample cannot be recorded by torch.jit.trace: the rejection sampler "
+                "decides on the host how many rounds to draw, and a trace would replay the trace-time "
+                "decision. Sample outside the traced function, or use torch.compile (which runs the "
+                "sampler's draws outside its graph)."
+            )
         shape = self._extended_shape(sample_shape)
         k = self.concentration if not sample_shape else self.concentration.expand(shape[:-1])
-        t, noise = sample_t(k.detach(), self.dim)
-        t = t.clamp_min(torch.finfo(t.dtype).tiny)  # keeps d rho / dt finite at the mode
-        tangent = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
+        draw = _draw_outside_graph if torch.compiler.is_compiling() else _draw
+        t, noise, tangent = draw(k.detach(), self.dim, shape, self.loc.dtype)
         loc = self.loc if not sample_shape else self.loc.expand(shape)
+        tiny = torch.finfo(t.dtype).tiny  # t >= tiny keeps d rho / dt finite at the mode
         if self.rsample_grad == "pathwise":
-            return polar_to_sphere(loc, pathwise_t(k, self.dim, noise).clamp_min(torch.finfo(t.dtype).tiny), tangent)
+            return polar_to_sphere(loc, pathwise_t(k, self.dim, noise).clamp_min(tiny), tangent)
         if not k.requires_grad:
-            return polar_to_sphere(loc, t, tangent)
+            return polar_to_sphere(loc, t.clamp_min(tiny), tangent)
         k64, _, mean_w = self._bessel
+        # exact derivative of each sample, by implicit reparameterisation
+        return polar_to_sphere(loc, implicit_t(k, t, k64, mean_w, self.dim), tangent)
 
-        def dt_dk() -> Tensor:  # exact derivative of the sample, by implicit reparameterisation
-            return marginal_dw_dk(t.to(torch.float64), k64, self.dim, mean_w).neg_().to(t.dtype)
 
-        return polar_to_sphere(loc, t, tangent, k, dt_dk)
+def _draw(k: Tensor, m: int, shape: torch.Size, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """All random draws of one rsample call, in a fixed order: t (and the sampler's noise), then the
+    tangent noise (shape ``shape``, ``dtype``). No graph; the sampler's host read happens in here."""
+    t, noise = sample_t(k, m)
+    return t, noise, torch.randn(shape, dtype=dtype, device=k.device)
+
+
+#: what compiled code calls instead: a graph break, and the draws run eagerly with torch's own
+#: generator (inductor would otherwise substitute its own random streams for randn and rand)
+_draw_outside_graph = torch.compiler.disable(_draw)
 
 
 class _OfConcentration(torch.autograd.Function):
     """A per-distribution quantity computed without a graph, given its derivative in k.
 
     Forward casts ``value`` (float64) to ``dtype``; backward returns
-    grad * derivative(), calling the ``derivative`` closure only if a gradient is
-    needed. One node instead of a dozen: per-op overhead dominates at VAE sizes.
+    grad * derivative. Both are tensors and the dtype a static value. One node
+    instead of a dozen: per-op overhead dominates at VAE sizes.
     """
 
     @staticmethod
-    def forward(ctx, k: Tensor, value: Tensor, derivative, dtype: torch.dtype):  # type: ignore[override]
-        ctx.derivative = derivative
+    def forward(ctx, k: Tensor, value: Tensor, derivative: Tensor, dtype: torch.dtype):  # type: ignore[override]
+        ctx.save_for_backward(derivative)
         return value.to(dtype)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         refuse_double_backward("VonMisesFisher")
-        return grad * ctx.derivative().to(grad.dtype), None, None, None
+        (derivative,) = ctx.saved_tensors
+        return grad * derivative.to(grad.dtype), None, None, None
 
 
 @register_kl(VonMisesFisher, HypersphericalUniform)
 def _kl_vmf_uniform(p: VonMisesFisher, q: HypersphericalUniform) -> Tensor:
     if p.dim != q.dim:
         raise ValueError(f"KL between a vMF on S^{p.dim - 1} and a uniform on S^{q.dim - 1}: dimensions differ")
-    return p.kl_to_uniform()
+    kl = p.kl_to_uniform()
+    if q.batch_shape:  # a uniform with a batch shape (made by expand): broadcast as torch's KLs do
+        kl = kl.expand(torch.broadcast_shapes(p.batch_shape, q.batch_shape))
+    return kl
