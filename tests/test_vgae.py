@@ -199,3 +199,14 @@ def test_corrupt_file_is_exit_2_naming_it(tmp_path: Path) -> None:
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert out.returncode == 2 and len(lines) == 1 and "ind.cora.graph is corrupt" in lines[0], out.stderr[-2000:]
     assert not list(tmp_path.rglob("result.json"))
+
+
+def test_a_node_without_features_or_edges_gets_a_direction() -> None:
+    """Citeseer has 15 isolated nodes without features: the GCN maps them to 0, which has no direction."""
+    from svae_bench.models.vgae import unit_rows
+
+    x = torch.tensor([[3.0, 4.0], [0.0, 0.0]], requires_grad=True)
+    out = unit_rows(x)
+    assert torch.allclose(out, torch.tensor([[0.6, 0.8], [1.0, 0.0]]))
+    out.sum().backward()
+    assert bool(torch.isfinite(x.grad).all())

@@ -7,7 +7,8 @@ Kipf's code):
 
 * ``gaussian`` (N-VGAE): q(z_i) = N(mu_i, diag(exp(log_sigma_i))^2), mu = A~ H W_mu,
   log_sigma = A~ H W_sigma, in R^d; prior N(0, I).
-* ``vmf`` (S-VGAE): q(z_i) = vMF(mu_i, k_i), mu = normalise(A~ H W_mu) on S^d in R^(d+1),
+* ``vmf`` (S-VGAE): q(z_i) = vMF(mu_i, k_i), mu = normalise(A~ H W_mu) on S^d in R^(d+1) (e_1 for
+  a node whose A~ H W_mu is 0: :func:`unit_rows`),
   k = softplus(A~ H W_k) + ``concentration_offset``; prior uniform on S^d.
 
 ``latent_dim`` = d is the number of latent degrees of freedom, as everywhere in svae-bench: the
@@ -88,6 +89,17 @@ class AllPairsSoftplus(torch.autograd.Function):
         return grad_z, grad_s, None
 
 
+def unit_rows(x: Tensor, eps: float = 1e-12) -> Tensor:
+    """Each row of ``x`` (N, m) divided by its norm; a row whose norm is below ``eps`` becomes e_1.
+
+    A GCN without biases maps a node with no features and no edges to exactly 0 (Citeseer has 15
+    such nodes): it has no direction, so it gets a fixed one; its concentration is learnt as usual."""
+    norm = x.norm(dim=-1, keepdim=True)
+    e1 = torch.zeros_like(x[:1])
+    e1[0, 0] = 1
+    return torch.where(norm > eps, x / norm.clamp_min(eps), e1)
+
+
 def pair_logits(z: Tensor, scale: Tensor, pairs: Tensor) -> Tensor:
     """s z_i . z_j for each row (i, j) of ``pairs`` (k, 2) -> (k,)."""
     return scale * (z[pairs[:, 0]] * z[pairs[:, 1]]).sum(-1)
@@ -166,7 +178,7 @@ class VGAE(nn.Module):
         spread = torch.sparse.mm(adjacency, h @ self.w_spread)
         if self.latent == "gaussian":
             return Independent(Normal(loc, spread.exp()), 1)
-        return VonMisesFisher(F.normalize(loc, dim=-1), F.softplus(spread[:, 0]) + self.offset)
+        return VonMisesFisher(unit_rows(loc), F.softplus(spread[:, 0]) + self.offset)
 
     def prior(self, like: Tensor) -> Distribution:
         if self.latent == "gaussian":
