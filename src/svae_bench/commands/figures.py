@@ -10,6 +10,7 @@ from pathlib import Path
 from ..report.curves import find_curves, plot_curves
 from ..report.figures import compose_runs, find_runs, load_run
 from ..report.heatmap import plot_heatmaps
+from ..report.linkpred_figure import plot_linkpred
 from ._args import parse_args
 
 HELP = "compose the latent-space figure of an experiment"
@@ -33,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
         help="Table 3's accuracy heat maps (one panel per family, z1 x z2, the paper's values in brackets) "
         "instead of the latent figure (default out: <runs>/<experiment>/heatmap.png)",
     )
+    p.add_argument(
+        "--linkpred",
+        action="store_true",
+        help="Table 4's link prediction: test AUC and AP per data set and model, the paper's values marked "
+        "(default out: <runs>/<experiment>/figure.png)",
+    )
     p.add_argument("--runs", type=Path, default=Path("runs"), help="root of the run directories (default: runs)")
     p.add_argument("--experiment", default="synthetic_figure", help="experiment name (default: synthetic_figure)")
     p.add_argument("--out", type=Path, default=None, help="output image (default: <runs>/<experiment>/figure.png)")
@@ -54,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     exp_dir = runs_root / args.experiment
     if args.heatmap:
         return _heatmap(exp_dir, args.out if args.out is not None else exp_dir / "heatmap.png", args.experiment)
+    if args.linkpred:
+        return _linkpred(exp_dir, args.out if args.out is not None else exp_dir / "figure.png", args.experiment)
     if args.curves:
         return _curves(exp_dir, args.out if args.out is not None else exp_dir / "curves.png", args.experiment)
     run_dirs = find_runs(exp_dir, args.seed, args.latent_dim) if exp_dir.is_dir() else []
@@ -97,6 +106,19 @@ def _heatmap(exp_dir: Path, out: Path, experiment: str) -> int:
         return 2
     if not n:
         print(f"error: no complete M1+M2 runs under {exp_dir}", file=sys.stderr)
+        return 2
+    print(f"figures: wrote {out} ({n} runs)")
+    return 0
+
+
+def _linkpred(exp_dir: Path, out: Path, experiment: str) -> int:
+    try:
+        n = plot_linkpred(exp_dir, out, f"{experiment}: link prediction") if exp_dir.is_dir() else 0
+    except OSError as exc:
+        print(f"error: cannot write {out}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    if not n:
+        print(f"error: no complete link-prediction runs under {exp_dir}", file=sys.stderr)
         return 2
     print(f"figures: wrote {out} ({n} runs)")
     return 0
