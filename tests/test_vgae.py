@@ -210,3 +210,36 @@ def test_a_node_without_features_or_edges_gets_a_direction() -> None:
     assert torch.allclose(out, torch.tensor([[0.6, 0.8], [1.0, 0.0]]))
     out.sum().backward()
     assert bool(torch.isfinite(x.grad).all())
+
+
+@pytest.mark.slow
+def test_kill_9_then_rerun_ends_with_the_same_numbers(tmp_path: Path) -> None:
+    """A real SIGKILL of `svae-bench run` between epochs; the same command resumes it."""
+    import signal
+    import time
+
+    args = [sys.executable, "-m", "svae_bench", "run", "model=svgae", *TINY[:-3], "vgae.epochs=200", *TINY[-2:]]
+    run_dir = tmp_path / "a" / "runs/default/synthetic_graph/svgae/d=4/beta=1/seed=0"
+    (tmp_path / "a").mkdir()
+    proc = subprocess.Popen(args, cwd=tmp_path / "a", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    try:
+        while True:
+            status = run_dir / "status.json"
+            if status.exists() and json.loads(status.read_text() or "{}").get("epoch", 0) >= 5:
+                break
+            assert proc.poll() is None and time.monotonic() < deadline, "kill point not reached"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert not (run_dir / "result.json").exists()
+    for where in ("a", "b"):
+        (tmp_path / where).mkdir(exist_ok=True)
+        out = subprocess.run(args, cwd=tmp_path / where, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+    resumed = record(run_dir)
+    assert resumed["resumed_from_epoch"] >= 5
+    assert (
+        resumed["metrics"] == record(tmp_path / "b" / "runs/default/synthetic_graph/svgae/d=4/beta=1/seed=0")["metrics"]
+    )

