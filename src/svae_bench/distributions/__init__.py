@@ -8,6 +8,7 @@
 >>> kl = kl_divergence(q, HypersphericalUniform(11))  # (64,), closed form
 """
 
+from .constraints import unit_sphere
 from .hyperspherical_uniform import HypersphericalUniform
 from .power_spherical import PowerSpherical
 from .special import bessel_iv_ratio, log_bessel_iv, log_bessel_ive
@@ -22,4 +23,5 @@ __all__ = [
     "log_bessel_ive",
     "bessel_iv_ratio",
     "log_sphere_surface",
+    "unit_sphere",
 ]

@@ -10,7 +10,7 @@ cheaply (:func:`refuse_double_backward`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache, wraps
+from functools import wraps
 from typing import TypeVar
 
 import torch
@@ -20,30 +20,37 @@ F = TypeVar("F", bound=Callable)
 
 
 def constant_cache(maxsize: int | None = None) -> Callable[[F], F]:
-    """``functools.lru_cache`` for functions that build constant tensors from hashable arguments.
+    """A cache (least recently built first out) for functions that build constant tensors.
 
     Under torch.jit.trace the build is not recorded: a cache filled during a trace
     would otherwise record the build ops on the first call and a constant on later
-    ones, and the trace would fail its check (its graphs would differ).
+    ones, and the trace would fail its check (its graphs would differ). Under
+    torch.compile a cached value is read like any global tensor; a missing one is
+    built by the traced code (slower to compile, same values), not stored.
     """
 
     def decorate(fn: F) -> F:
-        cached = lru_cache(maxsize=maxsize)(fn)
+        store: dict = {}
 
         @wraps(fn)
         def wrapper(*args):
-            if torch.compiler.is_compiling():  # dynamo traces the builder (its constants enter the graph)
+            value = store.get(args)
+            if value is not None:
+                return value
+            if torch.compiler.is_compiling():
                 return fn(*args)
             state = torch._C._get_tracing_state()
-            if state is None:
-                return cached(*args)
             torch._C._set_tracing_state(None)
             try:
-                return cached(*args)
+                value = fn(*args)
             finally:
                 torch._C._set_tracing_state(state)
+            if maxsize is not None and len(store) >= maxsize:
+                del store[next(iter(store))]
+            store[args] = value
+            return value
 
-        wrapper.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+        wrapper.cache_clear = store.clear  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate
