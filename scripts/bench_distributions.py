@@ -1,7 +1,8 @@
 """Time one training-style step (rsample + KL to the uniform + backward) per latent family.
 
 Usage:
-    python scripts/bench_distributions.py [--threads 2] [--repeats 7] [--quick]
+    python scripts/bench_distributions.py [--threads 2] [--repeats 7] [--quick] [--official]
+        [--batches 64 1024] [--dims 3 6 11 21 41] [--ks 10 50 100] [--compile]
 
 For float32 on CPU it prints, per batch size in {64, 1024}, ambient dimension m
 in {3, 6, 11, 21, 41} and concentration k in {10, 50, 100}, the median time in
@@ -16,9 +17,16 @@ milliseconds of one step for
   per row per round, float64 sampling, Householder with a 1e-5 fudge), to
   measure the speed-up against the structure of the official code,
 
-and the ratio vMF / Gauss. Argument validation is off for all three, as in a
-training loop. Timings are medians over --repeats blocks, interleaving the
-families so that machine noise hits all of them alike.
+and the ratios vMF / Gauss and vMF / PS. Argument validation is off for all
+three, as in a training loop. Timings are medians over --repeats blocks,
+interleaving the families so that machine noise hits all of them alike.
+
+With --compile, each family's whole step (forward and backward) is also run
+through ``torch.compile`` (inductor; the vMF step has one graph break, where the
+sampler's draws run eagerly) and timed the same way, after compiling outside
+the timed blocks. Targets (issue 16): eager vMF <= 2.5x Gauss at batch 64
+(m = 3, 11, 41), <= 2x PS at batch 1024; compiled vMF <= 1.5x compiled Gauss
+at batch 64.
 """
 
 from __future__ import annotations
@@ -90,7 +98,7 @@ def official_style_step(loc_raw, k_raw, weight):
     (z @ weight + kl).sum().backward()
 
 
-def make_step(family: str, batch: int, m: int, k: float):
+def make_step(family: str, batch: int, m: int, k: float, compiled: bool = False):
     torch.manual_seed(0)
     loc_raw = torch.randn(batch, m, requires_grad=True)
     k_raw = torch.full((batch,), k, requires_grad=True)
@@ -119,6 +127,10 @@ def make_step(family: str, batch: int, m: int, k: float):
             q = Normal(loc_raw, scale_raw.exp())
             (q.rsample() @ weight + kl_divergence(q, prior).sum(-1)).sum().backward()
 
+    if compiled:
+        # the whole step, backward included (dynamo traces .backward() as a graph break, and
+        # AOTAutograd compiles the backward of each graph)
+        return torch.compile(step)
     return step
 
 
@@ -135,35 +147,44 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="timed blocks per cell (median reported)")
     parser.add_argument("--quick", action="store_true", help="only batch 64, m = 11, k = 50")
     parser.add_argument("--official", action="store_true", help="also time the official-style algorithm")
+    parser.add_argument("--batches", type=int, nargs="+", default=[64, 1024])
+    parser.add_argument("--dims", type=int, nargs="+", default=[3, 6, 11, 21, 41])
+    parser.add_argument("--ks", type=float, nargs="+", default=[10.0, 50.0, 100.0])
+    parser.add_argument("--compile", action="store_true", help="also time each step under torch.compile")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.distributions.Distribution.set_default_validate_args(False)
 
-    cells = (
-        [(64, 11, 50.0)]
-        if args.quick
-        else [(b, m, k) for b in (64, 1024) for m in (3, 6, 11, 21, 41) for k in (10.0, 50.0, 100.0)]
-    )
+    cells = [(64, 11, 50.0)] if args.quick else [(b, m, k) for b in args.batches for m in args.dims for k in args.ks]
     print(f"torch {torch.__version__}, {args.threads} threads, float32 CPU; ms per step (median of {args.repeats})")
     families = ("vmf", "ps", "gauss") + (("official",) if args.official else ())
-    header = f"{'batch':>5} {'m':>3} {'k':>5} {'vMF':>8} {'PS':>8} {'Gauss':>8} {'vMF/Gauss':>9}"
-    print(header + (f" {'Off.':>8} {'Off./vMF':>8}" if args.official else ""))
+    header = f"{'batch':>5} {'m':>3} {'k':>5} {'vMF':>8} {'PS':>8} {'Gauss':>8} {'vMF/Gauss':>9} {'vMF/PS':>6}"
+    if args.official:
+        header += f" {'Off.':>8} {'Off./vMF':>8}"
+    if args.compile:
+        header += f" {'c.vMF':>8} {'c.Gauss':>8} {'c.vMF/c.Gauss':>13}"
+    print(header)
     for batch, m, k in cells:
         steps = {f: make_step(f, batch, m, k) for f in families}
+        if args.compile:
+            steps |= {f"c.{f}": make_step(f, batch, m, k, compiled=True) for f in ("vmf", "gauss")}
         n = 200 if batch == 64 else 40
-        for step in steps.values():  # warm-up
+        for step in steps.values():  # warm-up (compiles the compiled steps)
             time_block(step, n // 4)
         times: dict[str, list[float]] = {f: [] for f in steps}
         for _ in range(args.repeats):
             for f, step in steps.items():
                 times[f].append(time_block(step, n))
         med = {f: statistics.median(v) for f, v in times.items()}
-        print(
+        line = (
             f"{batch:>5} {m:>3} {k:>5.0f} {med['vmf']:>8.3f} {med['ps']:>8.3f} {med['gauss']:>8.3f}"
-            f" {med['vmf'] / med['gauss']:>9.2f}"
-            + (f" {med['official']:>8.3f} {med['official'] / med['vmf']:>8.2f}" if args.official else ""),
-            flush=True,
+            f" {med['vmf'] / med['gauss']:>9.2f} {med['vmf'] / med['ps']:>6.2f}"
         )
+        if args.official:
+            line += f" {med['official']:>8.3f} {med['official'] / med['vmf']:>8.2f}"
+        if args.compile:
+            line += f" {med['c.vmf']:>8.3f} {med['c.gauss']:>8.3f} {med['c.vmf'] / med['c.gauss']:>13.2f}"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":
