@@ -3,6 +3,7 @@
 Usage:
     python scripts/bench_training.py [--data-root DIR] [--threads 2] [--dims 10 40]
                                      [--repeats 3] [--quick] [--json FILE]
+                                     [--compile] [--checkpoint state.pt] [--no-ll]
 
 In one process, on dynamically binarised MNIST (50k training images, batch 64,
 the paper's MLP 784-256-128), for each latent_dim d in --dims:
@@ -21,11 +22,22 @@ the paper's MLP 784-256-128), for each latent_dim d in --dims:
 
 --quick uses 1000 test points for the LL and 200 steps per "epoch" (scaled to
 782) for a fast look; report only full runs. Writes nothing but --json.
+
+--compile also times each model's epoch with ``trainer.compile`` (the training
+step through torch.compile; compiled in an untimed epoch first). Target: the
+compiled S-VAE epoch at most as long as the eager N-VAE epoch.
+
+--checkpoint state.pt (a run's resumable state, or checkpoint.pt) also times the
+S-VAE from those trained weights ("svae@ckpt"), whose concentrations are those
+of a late epoch rather than of initialisation (the N-VAE's step cost does not
+depend on its weights). It prints the checkpoint's concentrations on a training
+batch. --no-ll skips the LL timing.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import math
@@ -55,13 +67,31 @@ def model_config(name: str) -> dict:
 SETTINGS = TrainSettings(lr=1e-3, batch_size=64, max_epochs=1, patience=10, progress=False, nan_retries=0)
 
 
-def epoch_seconds(model, data, n_train: int, seed: int) -> float:
-    """Seconds of one epoch of svae_bench.training.train on the first ``n_train`` images, scaled to the full set."""
+def epoch_seconds(model, data, n_train: int, seed: int, compiled: bool = False) -> float:
+    """Seconds of one epoch of svae_bench.training.train on the first ``n_train`` images, scaled to the full set.
+
+    The model is trained on a copy, so every repeat starts from the same weights. With
+    ``compiled``, two epochs run and the second is timed (the first compiles)."""
     small = dataclasses.replace(
         data, train=Split(data.train.x[:n_train], data.train.y[:n_train]), val=Split(data.val.x[:64], data.val.y[:64])
     )
-    result = train(model, small, VaeObjective(beta=1.0), SETTINGS, seed=seed)
-    return result.history[0]["seconds"] * len(data.train) / n_train
+    settings = dataclasses.replace(SETTINGS, compile=compiled, max_epochs=2 if compiled else 1)
+    result = train(copy.deepcopy(model), small, VaeObjective(beta=1.0), settings, seed=seed)
+    return result.history[-1]["seconds"] * len(data.train) / n_train
+
+
+def load_weights(model, path: Path) -> None:
+    """A run's state.pt ("model") or checkpoint.pt (a state dict, or {"model": ...})."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(saved["model"] if "model" in saved else saved)
+
+
+@torch.no_grad()
+def concentration_summary(model, x) -> str:
+    q = model.head.posterior(model.encoder(x))
+    k = q.concentration
+    qs = torch.quantile(k, torch.tensor([0.1, 0.5, 0.9]))
+    return f"k on a batch of {len(k)}: 10/50/90% = {qs[0]:.1f} / {qs[1]:.1f} / {qs[2]:.1f}, max {k.max():.1f}"
 
 
 @torch.no_grad()
@@ -87,6 +117,9 @@ def main() -> None:
     p.add_argument("--is-samples", type=int, default=500)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    p.add_argument("--compile", action="store_true", help="also time epochs with trainer.compile")
+    p.add_argument("--checkpoint", type=Path, default=None, help="also time the S-VAE from these weights")
+    p.add_argument("--no-ll", action="store_true", help="skip the LL timing")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     cfg = OmegaConf.load(REPO / "conf" / "dataset" / "mnist.yaml")
@@ -111,34 +144,38 @@ def main() -> None:
     for d in args.dims:
         torch.manual_seed(0)
         models = {name: model_for(model_config(name), d, data) for name in MODELS}
-        epochs: dict[str, list[float]] = {name: [] for name in MODELS}
+        variants = [(name, name, False) for name in MODELS]  # (label, model, compiled)
+        if args.checkpoint is not None:
+            models["svae@ckpt"] = model_for(model_config("svae"), d, data)
+            load_weights(models["svae@ckpt"], args.checkpoint)
+            variants.append(("svae@ckpt", "svae@ckpt", False))
+            x = data.train_inputs(data.train.x[:1024], torch.Generator().manual_seed(0))
+            print(f"checkpoint {args.checkpoint}: {concentration_summary(models['svae@ckpt'], x)}")
+        if args.compile:
+            variants += [(f"{label}+compile", model, True) for label, model, _ in list(variants)]
+        epochs: dict[str, list[float]] = {label: [] for label, _, _ in variants}
         for r in range(args.repeats):
-            for name in MODELS:
-                epochs[name].append(epoch_seconds(models[name], data, n_train, seed=r))
-        row: dict = {}
-        for name in MODELS:
+            for label, model, compiled in variants:
+                epochs[label].append(epoch_seconds(models[model], data, n_train, seed=r, compiled=compiled))
+        row: dict = {label: {"epoch_s": statistics.median(v), "epochs_s": v} for label, v in epochs.items()}
+        for name in MODELS if not args.no_ll else ():
             torch.manual_seed(1)
             t0 = time.perf_counter()
             importance_sampled(models[name], test_x, args.is_samples, 100)
             ll = time.perf_counter() - t0
             dec = decoder_seconds(models[name], n_test, args.is_samples, 100)
-            row[name] = {
-                "epoch_s": statistics.median(epochs[name]),
-                "epochs_s": epochs[name],
-                "ll_s": ll,
-                "decoder_s": dec,
-                "ll_vs_decoder_throughput": dec / ll,
-            }
-        row["epoch_ratio_svae_nvae"] = row["svae"]["epoch_s"] / row["nvae"]["epoch_s"]
+            row[name] |= {"ll_s": ll, "decoder_s": dec, "ll_vs_decoder_throughput": dec / ll}
+        nvae = row["nvae"]["epoch_s"]
+        for label in row:
+            row[label]["vs_eager_nvae"] = row[label]["epoch_s"] / nvae
+        row["epoch_ratio_svae_nvae"] = row["svae"]["epoch_s"] / nvae
         out["dims"][d] = row
         print(f"\nd = {d}")
-        print(f"  {'model':6} {'epoch (s)':>10} {'LL (s)':>8} {'decoder (s)':>12} {'LL / decoder throughput':>24}")
-        for name in MODELS:
-            r_ = row[name]
-            print(
-                f"  {name:6} {r_['epoch_s']:10.2f} {r_['ll_s']:8.1f} {r_['decoder_s']:12.1f} "
-                f"{100 * r_['ll_vs_decoder_throughput']:23.0f}%"
-            )
+        print(f"  {'model':18} {'epoch (s)':>10} {'/ eager nvae':>12} {'LL (s)':>8} {'LL / decoder':>12}")
+        for label in epochs:
+            r_ = row[label]
+            ll = f"{r_['ll_s']:8.1f} {100 * r_['ll_vs_decoder_throughput']:11.0f}%" if "ll_s" in r_ else ""
+            print(f"  {label:18} {r_['epoch_s']:10.2f} {r_['vs_eager_nvae']:12.3f} {ll}")
         print(f"  S-VAE / N-VAE epoch: {row['epoch_ratio_svae_nvae']:.3f} (target <= 1.15)")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

@@ -51,6 +51,7 @@ TRAINER = {
     "progress": one_of("auto", True, False, "true", "false"),
     "nan_retries": integer(0, 1000),
     "nan_lr_factor": number(0, 1, lo_open=True),
+    "compile": boolean,
 }
 EVAL = {
     "is_samples": positive_int(10**6),

@@ -61,7 +61,9 @@ class TrainSettings:
     lr: Adam's learning rate; batch_size: training points per step; max_epochs: the epoch limit;
     patience: epochs without improvement before stopping; progress: a tqdm bar per epoch (True,
     False, "true", "false", or "auto": on a terminal only); nan_retries: numerical faults a run
-    survives; nan_lr_factor: what the learning rate is multiplied by after each fault.
+    survives; nan_lr_factor: what the learning rate is multiplied by after each fault; compile:
+    run each training step's objective (the model's forward pass and, through AOTAutograd, its
+    backward) through ``torch.compile`` (validation and everything else stay eager).
     """
 
     lr: float
@@ -71,6 +73,7 @@ class TrainSettings:
     progress: bool | str = "auto"
     nan_retries: int = 3
     nan_lr_factor: float = 1.0
+    compile: bool = False
 
 
 @dataclass
@@ -159,13 +162,15 @@ def train(
     show = progress_enabled(settings.progress)
     resumed_from = _resume(state, run_dir) if run_dir is not None else 0
 
+    # compiled once per run; dynamo recompiles for new shapes (the last, smaller batch) by itself
+    train_terms = torch.compile(objective.train_terms) if settings.compile else objective.train_terms
     last_good = state.snapshot()
     faults_since_good = 0  # numerical faults since last_good: the retry lr is factor ** this
     stopped = bool(state.history) and state.since_best >= settings.patience
     while (epoch := state.epoch + 1) <= settings.max_epochs and not stopped:
         t0 = time.perf_counter()
         try:
-            means = _train_epoch(state, data, x_train, objective, epoch, settings.batch_size, show)
+            means = _train_epoch(state, data, x_train, train_terms, epoch, settings.batch_size, show)
             val_objective, val_values = _validate(model, objective, x_val, seed + 2, epoch * n_batches)
         except _NonFinite as fault:
             faults_since_good += 1
@@ -241,9 +246,10 @@ def _resume(state: TrainState, run_dir: Path) -> int:
 
 
 def _train_epoch(
-    state: TrainState, data: DataBundle, x_train: Tensor, objective: Objective, epoch: int, batch_size: int, show: bool
+    state: TrainState, data: DataBundle, x_train: Tensor, train_terms, epoch: int, batch_size: int, show: bool
 ) -> list[float]:
-    """One pass over the training set: the epoch means of the objective and of its terms.
+    """One pass over the training set: the epoch means of the objective and of its terms
+    (``train_terms`` is the objective's :meth:`~Objective.train_terms`, compiled or not).
 
     Raises _NonFinite (with the global step, counted from 1 over the run) before a step with a
     non-finite objective or gradient reaches the optimiser."""
@@ -259,7 +265,7 @@ def _train_epoch(
             idx = perm[b * batch_size : (b + 1) * batch_size]
             xb = data.train_inputs(x_train[idx], state.binarize_gen)
             try:
-                value, terms = objective.train_terms(model, xb, epoch)
+                value, terms = train_terms(model, xb, epoch)
                 value = apply_step_hooks(step, value)
                 state.optimizer.zero_grad(set_to_none=True)
                 (-value).backward()
