@@ -61,16 +61,25 @@ _QUADRATURE_NODES = 64
 _TRUNCATION_LOG = 40.0
 
 
+def _gauss_legendre_on_unit_interval(n: int) -> tuple[Tensor, Tensor]:
+    """(u, 2 q W) for the n-point Gauss-Legendre rule (nodes q, weights W) on [0, 1], float64 on the CPU."""
+    x, w = np.polynomial.legendre.leggauss(n)
+    q = torch.as_tensor((x + 1) / 2, dtype=torch.float64)
+    return 1 - q * q, 2 * q * torch.as_tensor(w / 2, dtype=torch.float64)
+
+
+#: built at import: code that torch.compile traces (rsample's backward) must not call NumPy,
+#: and one tensor is one cheap guard where 128 Python floats would be 128
+_GL_CPU = _gauss_legendre_on_unit_interval(_QUADRATURE_NODES)
+
+
 @constant_cache()
 def _quadrature(device: torch.device) -> tuple[Tensor, Tensor]:
     """(u, 2 q W) for the 64-point Gauss-Legendre rule (nodes q, weights W) on [0, 1].
 
     u = 1 - q² is the substitution used by :func:`marginal_dw_dk`; float64.
     """
-    x, w = np.polynomial.legendre.leggauss(_QUADRATURE_NODES)
-    q = torch.as_tensor((x + 1) / 2, dtype=torch.float64)
-    weights = torch.as_tensor(w / 2, dtype=torch.float64)
-    return (1 - q * q).to(device), (2 * q * weights).to(device)
+    return _GL_CPU[0].to(device), _GL_CPU[1].to(device)
 
 
 def wood_b(k: Tensor, m: int) -> Tensor:
