@@ -76,7 +76,7 @@ def plot_linkpred(runs_dir: Path, out: Path, title: str) -> int:
     lo = np.nanmin(np.concatenate([values.ravel(), refs])) - 1.5
     hi = min(100.0, np.nanmax(np.concatenate([values.ravel(), refs])) + 1.0)
     axes[0].set_ylim(lo, hi)
-    axes[0].legend(fontsize=8, loc="lower left")
+    axes[0].legend(fontsize=8, loc="upper left")
     fig.suptitle(f"{title}; bars: mean ± std of our runs, dots: runs, black ticks: the paper", fontsize=9)
     save_figure_atomic(fig, out)
     return len(runs)
