@@ -206,7 +206,7 @@ MUTANTS: list[Mutant] = [
     M(
         "special-backward-drop-ratio-term",
         "distributions/special.py",
-        "grad = grad + grad_ratio * ratio_derivative(ctx.v, x64, ratio)",
+        "grad = grad + grad_ratio * ratio_derivative(v, x64, ratio)",
         "grad = grad",
         "backward ignores gradients flowing into the ratio output",
         "special",
@@ -222,9 +222,9 @@ MUTANTS: list[Mutant] = [
     # ---- distributions/von_mises_fisher.py ------------------------------------------------------
     M(
         "vmf-dtdk-sign",
-        "distributions/von_mises_fisher.py",
-        ".neg_().to(t.dtype)",
-        ".to(t.dtype)",
+        "distributions/vmf_marginal.py",
+        "dt_dk = marginal_dw_dk(t.to(torch.float64), k64, ctx.m, mean_w).neg_()",
+        "dt_dk = marginal_dw_dk(t.to(torch.float64), k64, ctx.m, mean_w)",
         "d t/dk with the wrong sign (dw/dk used as dt/dk)",
         "vmf",
     ),
@@ -294,7 +294,7 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "vmf-no-t-clamp",
-        "distributions/von_mises_fisher.py",
+        "distributions/vmf_marginal.py",
         "t = t.clamp_min(torch.finfo(t.dtype).tiny)  # keeps",
         "t = t  # keeps",
         "t not clamped away from 0 before the polar map",
@@ -353,9 +353,8 @@ MUTANTS: list[Mutant] = [
         "marginal-exp-rate",
         "distributions/vmf_marginal.py",
         "score += torch.empty_like(score).exponential_(m - 1.0)\n"
-        "        accepted, first = score.sign().max(0, keepdim=True)  # first",
-        "score += torch.empty_like(score).exponential_(m)\n"
-        "        accepted, first = score.sign().max(0, keepdim=True)  # first",
+        "        if valid is not None:  # an invalid gamma draw",
+        "score += torch.empty_like(score).exponential_(m)\n        if valid is not None:  # an invalid gamma draw",
         "acceptance test: Exp(1)/(m-1) -> Exp(1)/m (small batches)",
         "sampling",
     ),
