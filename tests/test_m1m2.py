@@ -141,3 +141,27 @@ def test_a_bad_value_through_the_command_is_exit_2_and_one_line(tmp_path: Path) 
     assert out.returncode == 2, out.stderr[-2000:]
     assert out.stderr.startswith("error: semisup.labels=35 must be a positive multiple of the 3 classes")
     assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
+
+
+def test_an_m1_differing_only_in_speed_settings_is_reused() -> None:
+    """trainer.compile/num_threads/progress do not change what an M1 learns: a record made before
+    trainer.compile existed, or with other speed settings, is reused; a changed lr is not."""
+    from svae_bench.tasks.m1m2 import m1_mismatch, m1_values
+
+    values = {
+        "semisup": {"m1_experiment": "table1_laptop"},
+        "runs_root": "runs",
+        "dataset": {"name": "mnist"},
+        "model": {"name": "svae"},
+        "latent_dim": 10,
+        "seed": 0,
+        "trainer": {"lr": 1e-3, "compile": True, "num_threads": 1},
+        "family": "S+N",
+        "task": "m1m2",
+        "experiment_name": "table3_laptop",
+    }
+    old = m1_values(values)
+    old["trainer"] = {"lr": 1e-3, "num_threads": 2}  # no compile key: made before the option existed
+    assert m1_mismatch({"config": old}, values) == []
+    old["trainer"]["lr"] = 3e-4
+    assert m1_mismatch({"config": old}, values) != []

@@ -52,7 +52,15 @@ class Prepared:
 
 class VaeTask(Task):
     name = "vae"
-    resume_ignored = ("force", "runs_root", "trainer.progress", "trainer.num_threads", "dataset.data_root", "eval")
+    resume_ignored = (
+        "force",
+        "runs_root",
+        "trainer.progress",
+        "trainer.num_threads",
+        "trainer.compile",
+        "dataset.data_root",
+        "eval",
+    )
 
     def check(self, cfg: Any) -> dict:
         return check_run_config(cfg)

@@ -212,7 +212,15 @@ def build_vgae(model: Mapping[str, Any], latent_dim: int, n_features: int, chunk
 
 class VgaeTask(Task):
     name = "vgae"
-    resume_ignored = ("force", "runs_root", "trainer.progress", "trainer.num_threads", "dataset.data_root", "eval")
+    resume_ignored = (
+        "force",
+        "runs_root",
+        "trainer.progress",
+        "trainer.num_threads",
+        "trainer.compile",
+        "dataset.data_root",
+        "eval",
+    )
 
     def check(self, cfg: Any) -> dict:
         return check_vgae_config(cfg)
