@@ -37,7 +37,7 @@ lint: venv
 mutation: venv
 	$(PY) scripts/mutation.py
 
-test-slow: venv  # 26 long statistical tests, about 12 minutes on 2 busy cores
+test-slow: venv  # 38 long tests (statistical, compile, kill/resume variants), about 15 minutes on 2 busy cores
 	$(PY) -m pytest -q -m slow
 
 bench: venv

@@ -53,7 +53,7 @@ def serial(tmp_path_factory) -> dict[str, dict]:
     return sweep(tmp_path_factory.mktemp("basic"), "basic")
 
 
-@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+@pytest.mark.parametrize("launcher", ["joblib", pytest.param("submitit_local", marks=pytest.mark.slow)])  # 22 s
 def test_launcher_matches_serial_sweep(serial, tmp_path, launcher):
     pytest.importorskip(
         {"joblib": "hydra_plugins.hydra_joblib_launcher", "submitit_local": "hydra_plugins.hydra_submitit_launcher"}[

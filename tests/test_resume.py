@@ -110,7 +110,15 @@ def same_numbers(a: dict, b: dict) -> None:
     assert (a["epochs"], a["best_epoch"]) == (b["epochs"], b["best_epoch"])
 
 
-@pytest.mark.parametrize("point", ["before_first_epoch", "after_epoch_2", "during_evaluation"])
+# after_epoch_2 in the default suite; the two other kill points (40 s together) under `make test-slow`
+@pytest.mark.parametrize(
+    "point",
+    [
+        pytest.param("before_first_epoch", marks=pytest.mark.slow),
+        "after_epoch_2",
+        pytest.param("during_evaluation", marks=pytest.mark.slow),
+    ],
+)
 def test_sigkill_then_rerun_resumes_to_the_same_result(reference, tmp_path, point):
     ready = {
         "before_first_epoch": lambda d: (d / "config.yaml").exists(),
