@@ -51,7 +51,7 @@ from ..records import CHECKPOINT_FILE, METRICS_FILE, SEED_MAX, save_torch_atomic
 from ..training import TrainSettings, train
 from .base import RunContext, Task, TaskOutput
 from .registry import register_task
-from .vae import plain, set_up_process
+from .vae import VaeTask, plain, set_up_process
 from .vae_checks import TOP, TRAINER
 
 log = logging.getLogger("svae_bench")
@@ -212,15 +212,7 @@ def build_vgae(model: Mapping[str, Any], latent_dim: int, n_features: int, chunk
 
 class VgaeTask(Task):
     name = "vgae"
-    resume_ignored = (
-        "force",
-        "runs_root",
-        "trainer.progress",
-        "trainer.num_threads",
-        "trainer.compile",
-        "dataset.data_root",
-        "eval",
-    )
+    resume_ignored = VaeTask.resume_ignored  # the same settings that do not change a run
 
     def check(self, cfg: Any) -> dict:
         return check_vgae_config(cfg)
