@@ -123,3 +123,23 @@ def test_resume_of_any_model_gives_the_uninterrupted_numbers(tmp_path):
     assert resumed.resumed_from == 3 and strip(resumed.history) == strip(ref.history)
     assert torch.equal(model_c.weight, model_a.weight)
     assert math.isfinite(resumed.best_val_objective)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_adam_takes_the_same_steps_as_the_multi_tensor_kernel(dtype):
+    """trainer.fused changes the kernel, not the algorithm: the same run to rounding."""
+    runs = {}
+    for fused in (False, True):
+        model, data, objective = problem()
+        model = model.to(dtype)
+        data = DataBundle(
+            "linear", *(Split(s.x.to(dtype), s.y) for s in (data.train, data.val, data.test)), likelihood="gaussian"
+        )
+        objective.target = objective.target.to(dtype)
+        settings = TrainSettings(lr=0.05, batch_size=32, max_epochs=3, patience=100, progress=False, fused=fused)
+        result = train(model, data, objective, settings, seed=0)
+        runs[fused] = (model.weight.detach().clone(), [r["val_objective"] for r in result.history])
+    (w_ref, v_ref), (w_fused, v_fused) = runs[False], runs[True]
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(w_fused, w_ref, rtol=tol, atol=tol)
+    assert v_fused == pytest.approx(v_ref, rel=tol)

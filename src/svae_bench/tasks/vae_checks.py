@@ -52,6 +52,7 @@ TRAINER = {
     "nan_retries": integer(0, 1000),
     "nan_lr_factor": number(0, 1, lo_open=True),
     "compile": boolean,
+    "fused": boolean,
 }
 EVAL = {
     "is_samples": positive_int(10**6),

@@ -113,6 +113,7 @@ def trainer_settings(trainer: Mapping[str, Any]) -> TrainSettings:
         nan_retries=int(trainer.get("nan_retries", 3)),
         nan_lr_factor=float(trainer.get("nan_lr_factor", 1.0)),
         compile=bool(trainer.get("compile", False)),
+        fused=bool(trainer.get("fused", False)),
     )
 
 
