@@ -12,7 +12,7 @@
 # scripts/collect_sweep.sh copies newly finished records back for committing.
 set -euo pipefail
 # N_JOBS=1 runs one at a time: on a busy machine one run then finishes within a session.
-COMMIT=a6649f7
+COMMIT=8c18654
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${1:-/work/sweeps}
 DATA=${SVAE_BENCH_DATA:-$(cd "$REPO/.." && pwd)/shared/data}
