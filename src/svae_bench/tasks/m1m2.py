@@ -229,8 +229,9 @@ class M1M2Task(Task):
             z1=semisup["z1"],
             early_stop=semisup["early_stop"],
         )
-        # M2's own schedule; the progress bar follows the run's trainer setting
-        settings = trainer_settings({**semisup["trainer"], "progress": values["trainer"].get("progress", "auto")})
+        # M2's own schedule; the progress bar and the kernels (compile, fused) follow the run's trainer
+        speed = {k: values["trainer"][k] for k in ("progress", "compile", "fused") if k in values["trainer"]}
+        settings = trainer_settings({**semisup["trainer"], **speed})
         result = train(
             model,
             data,

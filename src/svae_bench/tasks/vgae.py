@@ -284,6 +284,7 @@ class VgaeTask(Task):
             progress=cfg.trainer.get("progress", "auto"),
             nan_retries=int(cfg.trainer.get("nan_retries", 3)),
             nan_lr_factor=float(cfg.trainer.get("nan_lr_factor", 1.0)),
+            compile=bool(cfg.trainer.get("compile", False)),
             fused=bool(cfg.trainer.get("fused", False)),
         )
         result = train(
