@@ -20,6 +20,10 @@ mkdir -p "$WORK/mnist_paper/runs"
 if [ -d "$REPO/results/mnist_paper/runs" ]; then
     cp -rn "$REPO/results/mnist_paper/runs/." "$WORK/mnist_paper/runs/"
 fi
+# unfinished runs an earlier session stashed (scripts/stash_partial.sh) continue where they stopped
+if [ -d "$REPO/sweep_state/mnist_paper/runs" ]; then
+    "$REPO/scripts/stash_partial.sh" --restore "$REPO/sweep_state/mnist_paper/runs" "$WORK/mnist_paper/runs"
+fi
 if [ ! -d "$WORK/code" ]; then
     git clone -q "$REPO" "$WORK/code"
     git -C "$WORK/code" checkout -q "$COMMIT"
