@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ..records import CHECKPOINT_FILE, METRICS_FILE, save_torch_atomic
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ..training import TrainResult
 
 
 @dataclass
@@ -28,6 +35,20 @@ class RunContext:
     resume_config: dict
     on_epoch: Callable[[int], None]
 
+    def loop_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments that tie :func:`svae_bench.training.train` to this run: metrics.csv
+        and state.pt in ``out_dir``, resumed only when made with ``resume_config``; ``on_epoch``."""
+        return {
+            "metrics_path": self.out_dir / METRICS_FILE,
+            "run_dir": self.out_dir,
+            "resume_config": self.resume_config,
+            "on_epoch": self.on_epoch,
+        }
+
+    def save_checkpoint(self, model: nn.Module, epoch: int) -> None:
+        """checkpoint.pt in ``out_dir``: the weights the run evaluates and the epoch they are from."""
+        save_torch_atomic(self.out_dir / CHECKPOINT_FILE, {"model": model.state_dict(), "epoch": epoch})
+
 
 @dataclass
 class TaskOutput:
@@ -42,6 +63,32 @@ class TaskOutput:
     fields: dict[str, Any] = field(default_factory=dict)
     identity: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
+
+
+def model_identity(task: str, cfg: Any) -> dict[str, Any]:
+    """The identity of a run of one model on one data set, in result.json's order: task, experiment,
+    model, dataset, latent_dim (d), beta, seed."""
+    return {
+        "task": task,
+        "experiment": str(cfg.experiment_name),
+        "model": str(cfg.model.name),
+        "dataset": str(cfg.dataset.name),
+        "latent_dim": int(cfg.latent_dim),
+        "beta": float(cfg.beta),
+        "seed": int(cfg.seed),
+    }
+
+
+def loop_fields(result: TrainResult) -> dict[str, Any]:
+    """The record fields of the training loop's result, in result.json's order: epochs, best_epoch
+    (the epoch of the weights kept), resumed_from_epoch, events (what the loop did besides
+    training: NaN rollbacks, discarded states)."""
+    return {
+        "epochs": result.epochs,
+        "best_epoch": result.best_epoch,
+        "resumed_from_epoch": result.resumed_from,
+        "events": result.events,
+    }
 
 
 class Task:

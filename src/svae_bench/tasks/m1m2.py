@@ -32,17 +32,9 @@ from ..data.labels import labelled_subset
 from ..errors import ConfigError
 from ..models.m2 import build_m2
 from ..models.vae import ACTIVATIONS
-from ..records import (
-    CHECKPOINT_FILE,
-    METRICS_FILE,
-    format_number,
-    is_complete_record,
-    is_locked,
-    read_result,
-    save_torch_atomic,
-)
+from ..records import CHECKPOINT_FILE, format_number, is_complete_record, is_locked, read_result
 from ..training import train
-from .base import RunContext, Task, TaskOutput
+from .base import RunContext, Task, TaskOutput, loop_fields
 from .harness import config_differences, run_one, without_keys
 from .m1m2_objective import M1M2, M2Objective
 from .registry import register_task
@@ -238,12 +230,9 @@ class M1M2Task(Task):
             objective,
             settings,
             int(cfg.seed),
-            metrics_path=ctx.out_dir / METRICS_FILE,
-            run_dir=ctx.out_dir,
-            resume_config=ctx.resume_config,
-            on_epoch=ctx.on_epoch,
+            **ctx.loop_kwargs(),
         )
-        save_torch_atomic(ctx.out_dir / CHECKPOINT_FILE, {"model": model.state_dict(), "epoch": result.best_epoch})
+        ctx.save_checkpoint(model, result.best_epoch)
         t0 = time.perf_counter()
         test_acc = model.accuracy(data.test.x.to(device), data.test.y)
         val_acc = model.accuracy(data.val.x.to(device), data.val.y)
@@ -257,10 +246,7 @@ class M1M2Task(Task):
             fields={
                 "m1_run": _relative(prepared.m1_dir, runs_root),
                 "m1_trained_by_this_run": trained_m1,
-                "epochs": result.epochs,
-                "best_epoch": result.best_epoch,
-                "resumed_from_epoch": result.resumed_from,
-                "events": result.events,
+                **loop_fields(result),
                 "m1_seconds": round(m1_seconds, 3),
                 "train_seconds": round(result.seconds, 3),
                 "eval_seconds": round(time.perf_counter() - t0, 3),

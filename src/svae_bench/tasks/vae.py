@@ -23,8 +23,8 @@ from ..checks import check_device
 from ..data import DataBundle, build_dataset, check_data_available
 from ..models import VAE, build_model
 from ..plots import save_latent_png
-from ..records import CHECKPOINT_FILE, METRICS_FILE, format_number, save_torch_atomic, write_bytes_atomic
-from .base import RunContext, Task, TaskOutput
+from ..records import format_number, write_bytes_atomic
+from .base import RunContext, Task, TaskOutput, loop_fields, model_identity
 from .registry import register_task
 from .vae_checks import check_run_config
 from .vae_metrics import codes, evaluate
@@ -72,15 +72,7 @@ class VaeTask(Task):
         return repr(sorted(values["dataset"].items()))  # the files read depend on the dataset group only
 
     def identity(self, cfg: DictConfig) -> dict[str, Any]:
-        return {
-            "task": self.name,
-            "experiment": str(cfg.experiment_name),
-            "model": str(cfg.model.name),
-            "dataset": str(cfg.dataset.name),
-            "latent_dim": int(cfg.latent_dim),
-            "beta": float(cfg.beta),
-            "seed": int(cfg.seed),
-        }
+        return model_identity(self.name, cfg)
 
     def prepare(self, cfg: DictConfig) -> Prepared:
         device = set_up_process(cfg)
@@ -103,12 +95,9 @@ class VaeTask(Task):
             plain(cfg.trainer),
             float(cfg.beta),
             int(cfg.seed),
-            metrics_path=ctx.out_dir / METRICS_FILE,
-            run_dir=ctx.out_dir,
-            resume_config=ctx.resume_config,
-            on_epoch=ctx.on_epoch,
+            **ctx.loop_kwargs(),
         )
-        save_torch_atomic(ctx.out_dir / CHECKPOINT_FILE, {"model": model.state_dict(), "epoch": result.best_epoch})
+        ctx.save_checkpoint(model, result.best_epoch)
 
         t0 = time.perf_counter()
         torch.manual_seed(int(cfg.seed) + 3)
@@ -120,10 +109,7 @@ class VaeTask(Task):
             metrics=metrics,
             identity={"ambient_dim": int(model.head.ambient_dim), "budget": str(cfg.get("budget_name", "none"))},
             fields={
-                "epochs": result.epochs,
-                "best_epoch": result.best_epoch,
-                "resumed_from_epoch": result.resumed_from,
-                "events": result.events,
+                **loop_fields(result),
                 "train_seconds": round(result.seconds, 3),
                 "eval_seconds": round(eval_seconds, 3),
                 "device": str(device),

@@ -47,9 +47,9 @@ from ..data.planetoid import NAMES as PLANETOID
 from ..data.planetoid import check_files_present
 from ..errors import ConfigError
 from ..models.vgae import LATENTS, SCALE_PARAMS, VGAE
-from ..records import CHECKPOINT_FILE, METRICS_FILE, SEED_MAX, save_torch_atomic
+from ..records import SEED_MAX
 from ..training import TrainSettings, train
-from .base import RunContext, Task, TaskOutput
+from .base import RunContext, Task, TaskOutput, loop_fields, model_identity
 from .registry import register_task
 from .vae import VaeTask, plain, set_up_process
 from .vae_checks import TOP, TRAINER
@@ -226,15 +226,7 @@ class VgaeTask(Task):
         return repr(sorted(values["dataset"].items()))
 
     def identity(self, cfg: Any) -> dict[str, Any]:
-        return {
-            "task": self.name,
-            "experiment": str(cfg.experiment_name),
-            "model": str(cfg.model.name),
-            "dataset": str(cfg.dataset.name),
-            "latent_dim": int(cfg.latent_dim),
-            "beta": float(cfg.beta),
-            "seed": int(cfg.seed),
-        }
+        return model_identity(self.name, cfg)
 
     def prepare(self, cfg: DictConfig) -> Prepared:
         device = set_up_process(cfg)
@@ -293,12 +285,9 @@ class VgaeTask(Task):
             objective,
             settings,
             int(cfg.seed),
-            metrics_path=ctx.out_dir / METRICS_FILE,
-            run_dir=ctx.out_dir,
-            resume_config=ctx.resume_config,
-            on_epoch=ctx.on_epoch,
+            **ctx.loop_kwargs(),
         )
-        save_torch_atomic(ctx.out_dir / CHECKPOINT_FILE, {"model": model.state_dict(), "epoch": result.best_epoch})
+        ctx.save_checkpoint(model, result.best_epoch)
         t0 = time.perf_counter()
         auc, ap = evaluate_links(model, data, "test")
         val_auc, val_ap = evaluate_links(model, data, "val")
@@ -311,10 +300,7 @@ class VgaeTask(Task):
                 "split_seed": int(data.info["split_seed"]),
             },
             fields={
-                "epochs": result.epochs,
-                "best_epoch": result.best_epoch,
-                "resumed_from_epoch": result.resumed_from,
-                "events": result.events,
+                **loop_fields(result),
                 "train_seconds": round(result.seconds, 3),
                 "eval_seconds": round(time.perf_counter() - t0, 3),
                 "device": str(prepared.device),
