@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..report.curves import find_curves, plot_curves
@@ -60,9 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     exp_dir = runs_root / args.experiment
     if args.heatmap:
-        return _heatmap(exp_dir, args.out if args.out is not None else exp_dir / "heatmap.png", args.experiment)
+        out = args.out if args.out is not None else exp_dir / "heatmap.png"
+        return _plot_runs(plot_heatmaps, exp_dir, out, f"{args.experiment}: M1+M2 test accuracy", "M1+M2")
     if args.linkpred:
-        return _linkpred(exp_dir, args.out if args.out is not None else exp_dir / "figure.png", args.experiment)
+        out = args.out if args.out is not None else exp_dir / "figure.png"
+        return _plot_runs(plot_linkpred, exp_dir, out, f"{args.experiment}: link prediction", "link-prediction")
     if args.curves:
         return _curves(exp_dir, args.out if args.out is not None else exp_dir / "curves.png", args.experiment)
     run_dirs = find_runs(exp_dir, args.seed, args.latent_dim) if exp_dir.is_dir() else []
@@ -98,27 +100,16 @@ def _curves(exp_dir: Path, out: Path, experiment: str) -> int:
     return 0
 
 
-def _heatmap(exp_dir: Path, out: Path, experiment: str) -> int:
+def _plot_runs(plot: Callable[[Path, Path, str], int], exp_dir: Path, out: Path, title: str, runs: str) -> int:
+    """Write ``plot(exp_dir, out, title)``'s figure (it returns the number of runs shown); ``runs``
+    names them in the error when there are none."""
     try:
-        n = plot_heatmaps(exp_dir, out, f"{experiment}: M1+M2 test accuracy") if exp_dir.is_dir() else 0
+        n = plot(exp_dir, out, title) if exp_dir.is_dir() else 0
     except OSError as exc:
         print(f"error: cannot write {out}: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     if not n:
-        print(f"error: no complete M1+M2 runs under {exp_dir}", file=sys.stderr)
-        return 2
-    print(f"figures: wrote {out} ({n} runs)")
-    return 0
-
-
-def _linkpred(exp_dir: Path, out: Path, experiment: str) -> int:
-    try:
-        n = plot_linkpred(exp_dir, out, f"{experiment}: link prediction") if exp_dir.is_dir() else 0
-    except OSError as exc:
-        print(f"error: cannot write {out}: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    if not n:
-        print(f"error: no complete link-prediction runs under {exp_dir}", file=sys.stderr)
+        print(f"error: no complete {runs} runs under {exp_dir}", file=sys.stderr)
         return 2
     print(f"figures: wrote {out} ({n} runs)")
     return 0
