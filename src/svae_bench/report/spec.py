@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from .collect import label_columns, labels_of
 from .markup import Markup
 
 
@@ -117,6 +118,19 @@ def specs_for(task: str) -> list[TableSpec]:
 def static_columns(*columns: Column) -> Callable[[pd.DataFrame], Sequence[Column]]:
     """``TableSpec.columns`` for a table whose columns do not depend on the runs."""
     return lambda runs: columns
+
+
+def per_labels_columns(name: str, column: Callable[[str, int], Column]) -> Callable[[pd.DataFrame], Sequence[Column]]:
+    """``TableSpec.columns`` for a per-labels metric: ``column(metric, labels)`` for each
+    ``<name>_<labels>`` column of the runs (``labels``: the number of labelled points), by increasing
+    number of labels."""
+    return lambda runs: [column(metric, labels_of(metric)) for metric in label_columns(runs.columns, name)]
+
+
+def higher_of_two_rule(names: tuple[str, ...], mk: Markup) -> str:
+    """``TableSpec.bold_rule`` of a table that compares two models (``names``: their display names)."""
+    p_rule = mk.math("p < 0.01", "p < 0.01")
+    return f"Bold: the higher of {names[0]} and {names[1]} where a Welch t-test gives {p_rule}."
 
 
 def and_list(items: Sequence[str]) -> str:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..collect import IdentityColumn, MetricField, RecordKind, register_record_kind
 from ..markup import Markup, register_model
-from ..spec import Column, PaperComparison, TableSpec, register_table, static_columns
+from ..spec import Column, PaperComparison, TableSpec, higher_of_two_rule, register_table, static_columns
 
 MODELS = {"nvgae": "N-VGAE", "svgae": "S-VGAE"}
 for _model, _name in MODELS.items():
@@ -60,11 +60,6 @@ def _what(columns: Sequence[Column], mk: Markup) -> str:
     return f"link prediction on held-out edges, test ROC AUC and average precision AP ({mk.text('%')})"
 
 
-def _bold_rule(names: tuple[str, ...], mk: Markup) -> str:
-    p_rule = mk.math("p < 0.01", "p < 0.01")
-    return f"Bold: the higher of {names[0]} and {names[1]} where a Welch t-test gives {p_rule}."
-
-
 register_table(
     TableSpec(
         name="table4",
@@ -72,7 +67,7 @@ register_table(
         task="vgae",
         columns=static_columns(Column("auc", "AUC", "AUC", "auc_pct"), Column("ap", "AP", "AP", "ap_pct")),
         what=_what,
-        bold_rule=_bold_rule,
+        bold_rule=higher_of_two_rule,
         scale=100.0,
         decimals=1,
         compared=tuple(MODELS),

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pandas as pd
-
-from ..collect import IdentityColumn, MetricField, RecordKind, label_columns, labels_of, register_record_kind
+from ..collect import IdentityColumn, MetricField, RecordKind, labels_of, register_record_kind
 from ..markup import Markup, register_model
-from ..spec import Column, PaperComparison, TableSpec, and_list, register_table
+from ..spec import Column, PaperComparison, TableSpec, and_list, per_labels_columns, register_table
 
 FAMILIES = ("N+N", "S+S", "S+N")
 for _family in FAMILIES:  # the paper's column order
@@ -29,13 +27,9 @@ register_record_kind(
 )
 
 
-def _accuracy_columns(runs: pd.DataFrame) -> list[Column]:
-    """One column per number of labelled training images found in the runs."""
-    out = []
-    for metric in label_columns(runs.columns, "acc"):
-        labels = labels_of(metric)
-        out.append(Column(metric, f"{labels} labels", f"{labels} labels", f"acc{labels}_pct"))
-    return out
+def _accuracy_column(metric: str, labels: int) -> Column:
+    """The test accuracy with ``labels`` labelled training images: one column per number found in the runs."""
+    return Column(metric, f"{labels} labels", f"{labels} labels", f"acc{labels}_pct")
 
 
 def _labels(columns: Sequence[Column]) -> str:
@@ -59,7 +53,7 @@ register_table(
         name="table3",
         title="Table 3",
         task="m1m2",
-        columns=_accuracy_columns,
+        columns=per_labels_columns("acc", _accuracy_column),
         what=_what,
         bold_rule=_bold_rule,
         scale=100.0,

@@ -10,11 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pandas as pd
-
-from ..collect import IdentityColumn, MetricField, RecordKind, label_columns, labels_of, register_record_kind
+from ..collect import IdentityColumn, MetricField, RecordKind, register_record_kind
 from ..markup import Markup
-from ..spec import Column, PaperComparison, TableSpec, and_list, register_table, static_columns
+from ..spec import (
+    Column,
+    PaperComparison,
+    TableSpec,
+    and_list,
+    higher_of_two_rule,
+    per_labels_columns,
+    register_table,
+    static_columns,
+)
 
 register_record_kind(
     RecordKind(
@@ -75,31 +82,14 @@ register_table(
 )
 
 
-def _knn_columns(runs: pd.DataFrame) -> list[Column]:
-    """One column per number of labelled points with a k-NN accuracy in any run."""
-    out = []
-    for metric in label_columns(runs.columns, "knn_acc"):
-        labels = labels_of(metric)
-        out.append(
-            Column(
-                metric,
-                str(labels),
-                str(labels),
-                f"knn{labels}_pct",
-                paper_label=f"{labels} labels",
-            )
-        )
-    return out
+def _knn_column(metric: str, labels: int) -> Column:
+    """The k-NN accuracy with ``labels`` labelled points: one column per number with a k-NN accuracy in any run."""
+    return Column(metric, str(labels), str(labels), f"knn{labels}_pct", paper_label=f"{labels} labels")
 
 
 def _table2_what(columns: Sequence[Column], mk: Markup) -> str:
     labels = ", ".join(dict.fromkeys(c.label for c in columns))
     return f"k-NN classification accuracy ({mk.text('%')}) on the latent space with {labels} labelled points"
-
-
-def _table2_bold(names: tuple[str, ...], mk: Markup) -> str:
-    p_rule = mk.math("p < 0.01", "p < 0.01")
-    return f"Bold: the higher of {names[0]} and {names[1]} where a Welch t-test gives {p_rule}."
 
 
 def _table2_paper_what(columns: Sequence[Column], mk: Markup) -> str:
@@ -112,9 +102,9 @@ register_table(
         name="table2",
         title="Table 2",
         task="vae",
-        columns=_knn_columns,
+        columns=per_labels_columns("knn_acc", _knn_column),
         what=_table2_what,
-        bold_rule=_table2_bold,
+        bold_rule=higher_of_two_rule,
         scale=100.0,
         decimals=1,
         measured_models_only=True,
