@@ -3,7 +3,7 @@
 Usage:
     python scripts/bench_training.py [--data-root DIR] [--threads 2] [--dims 10 40]
                                      [--repeats 3] [--quick] [--json FILE]
-                                     [--compile] [--checkpoint state.pt] [--no-ll]
+                                     [--compile] [--unfused] [--checkpoint state.pt] [--no-ll]
 
 In one process, on dynamically binarised MNIST (50k training images, batch 64,
 the paper's MLP 784-256-128), for each latent_dim d in --dims:
@@ -26,6 +26,10 @@ the paper's MLP 784-256-128), for each latent_dim d in --dims:
 --compile also times each model's epoch with ``trainer.compile`` (the training
 step through torch.compile; compiled in an untimed epoch first). Target: the
 compiled S-VAE epoch at most as long as the eager N-VAE epoch.
+
+--unfused also times each eager epoch with torch's default CPU Adam kernel (one
+loop over the parameters; ``trainer.fused=false``, what runs before that option
+were trained with) against the fused kernel every other variant uses.
 
 --checkpoint state.pt (a run's resumable state, or checkpoint.pt) also times the
 S-VAE from those trained weights ("svae@ckpt"), whose concentrations are those
@@ -64,10 +68,10 @@ def model_config(name: str) -> dict:
     return OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml"))
 
 
-SETTINGS = TrainSettings(lr=1e-3, batch_size=64, max_epochs=1, patience=10, progress=False, nan_retries=0)
+SETTINGS = TrainSettings(lr=1e-3, batch_size=64, max_epochs=1, patience=10, progress=False, nan_retries=0, fused=True)
 
 
-def epoch_seconds(model, data, n_train: int, seed: int, compiled: bool = False) -> float:
+def epoch_seconds(model, data, n_train: int, seed: int, compiled: bool = False, fused: bool = True) -> float:
     """Seconds of one epoch of svae_bench.training.train on the first ``n_train`` images, scaled to the full set.
 
     The model is trained on a copy, so every repeat starts from the same weights. With
@@ -75,7 +79,7 @@ def epoch_seconds(model, data, n_train: int, seed: int, compiled: bool = False) 
     small = dataclasses.replace(
         data, train=Split(data.train.x[:n_train], data.train.y[:n_train]), val=Split(data.val.x[:64], data.val.y[:64])
     )
-    settings = dataclasses.replace(SETTINGS, compile=compiled, max_epochs=2 if compiled else 1)
+    settings = dataclasses.replace(SETTINGS, compile=compiled, max_epochs=2 if compiled else 1, fused=fused)
     result = train(copy.deepcopy(model), small, VaeObjective(beta=1.0), settings, seed=seed)
     return result.history[-1]["seconds"] * len(data.train) / n_train
 
@@ -118,6 +122,7 @@ def main() -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     p.add_argument("--compile", action="store_true", help="also time epochs with trainer.compile")
+    p.add_argument("--unfused", action="store_true", help="also time eager epochs with trainer.fused=false")
     p.add_argument("--checkpoint", type=Path, default=None, help="also time the S-VAE from these weights")
     p.add_argument("--no-ll", action="store_true", help="skip the LL timing")
     args = p.parse_args()
@@ -144,19 +149,22 @@ def main() -> None:
     for d in args.dims:
         torch.manual_seed(0)
         models = {name: model_for(model_config(name), d, data) for name in MODELS}
-        variants = [(name, name, False) for name in MODELS]  # (label, model, compiled)
+        variants = [(name, name, False, True) for name in MODELS]  # (label, model, compiled, fused)
         if args.checkpoint is not None:
             models["svae@ckpt"] = model_for(model_config("svae"), d, data)
             load_weights(models["svae@ckpt"], args.checkpoint)
-            variants.append(("svae@ckpt", "svae@ckpt", False))
+            variants.append(("svae@ckpt", "svae@ckpt", False, True))
             x = data.train_inputs(data.train.x[:1024], torch.Generator().manual_seed(0))
             print(f"checkpoint {args.checkpoint}: {concentration_summary(models['svae@ckpt'], x)}")
+        eager = list(variants)
         if args.compile:
-            variants += [(f"{label}+compile", model, True) for label, model, _ in list(variants)]
-        epochs: dict[str, list[float]] = {label: [] for label, _, _ in variants}
+            variants += [(f"{label}+compile", model, True, True) for label, model, _, _ in eager]
+        if args.unfused:
+            variants += [(f"{label}+unfused", model, False, False) for label, model, _, _ in eager]
+        epochs: dict[str, list[float]] = {label: [] for label, *_ in variants}
         for r in range(args.repeats):
-            for label, model, compiled in variants:
-                epochs[label].append(epoch_seconds(models[model], data, n_train, seed=r, compiled=compiled))
+            for label, model, compiled, fused in variants:
+                epochs[label].append(epoch_seconds(models[model], data, n_train, r, compiled=compiled, fused=fused))
         row: dict = {label: {"epoch_s": statistics.median(v), "epochs_s": v} for label, v in epochs.items()}
         for name in MODELS if not args.no_ll else ():
             torch.manual_seed(1)

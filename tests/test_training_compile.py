@@ -71,6 +71,10 @@ def test_trainer_compile_option_reaches_the_loop_and_is_checked():
     assert trainer_settings(base).compile is False  # off by default
     assert trainer_settings({**base, "compile": True}).compile is True
     assert OmegaConf.load(CONF / "trainer" / "default.yaml").compile is False
+    # fused Adam: on in the config; a record made before the option existed replays without it
+    assert OmegaConf.load(CONF / "trainer" / "default.yaml").fused is True
+    assert trainer_settings(base).fused is False and trainer_settings({**base, "fused": True}).fused is True
+    assert TRAINER["fused"](False) is None and TRAINER["fused"]("no") is not None
     assert TRAINER["compile"](True) is None and TRAINER["compile"]("yes") is not None
     with pytest.raises(ConfigError):
         from svae_bench.checks import check_values

@@ -77,7 +77,7 @@ class TrainSettings:
     nan_retries: int = 3
     nan_lr_factor: float = 1.0
     compile: bool = False
-    fused: bool = False
+    fused: bool = True
 
 
 @dataclass
