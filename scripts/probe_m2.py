@@ -45,7 +45,7 @@ def main() -> None:
     p.add_argument("--log-q-weight", type=float, default=0.1 * LABELS)
     p.add_argument("--bound-weight", type=float, default=None, help="weight of the labelled mean bound")
     p.add_argument("--sample", action="store_true", help="z1 drawn from q(z1|x) each step (else the mean)")
-    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--lr", type=float, default=3e-3, help="M2's Adam lr (the task's default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--binarizations", type=int, default=5, help="training-set binarisations, one per epoch")
     p.add_argument("--ceiling", action="store_true")
