@@ -123,7 +123,11 @@ M1M2_TINY = [
 ]
 
 
-@pytest.mark.parametrize(("overrides", "metric"), [(VGAE_TINY, "auc"), (M1M2_TINY, "acc")], ids=["vgae", "m1m2"])
+@pytest.mark.parametrize(
+    ("overrides", "metric"),
+    [(VGAE_TINY, "auc"), pytest.param(M1M2_TINY, "acc", marks=pytest.mark.slow)],  # M1+M2: ~25 s, two trainings
+    ids=["vgae", "m1m2"],
+)
 def test_every_task_compiles_its_training_step_when_asked(overrides, metric, tmp_path, monkeypatch):
     """trainer.compile reaches the loop in the VGAE and M1+M2 tasks too (not only the VAE's), and
     the compiled run gives the eager run's numbers."""
