@@ -100,7 +100,10 @@ class VAE(nn.Module):
         if not self.stochastic:
             re = self.log_likelihood(x, self.head.encode(h))
             return Terms(re.mean(), torch.zeros((), dtype=x.dtype, device=x.device))
-        q = self.head.posterior(h)
+        return self.posterior_terms(x, self.head.posterior(h))
+
+    def posterior_terms(self, x: Tensor, q) -> Terms:
+        """:meth:`terms` for a posterior ``q`` over x's codes that the caller already has (one encoder pass)."""
         re = self.log_likelihood(x, q.rsample())
         return Terms(re.mean(), self.head.kl(q).mean())
 

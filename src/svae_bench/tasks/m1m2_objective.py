@@ -65,6 +65,15 @@ class M1M2(nn.Module):
             q = self.m1.head.posterior(self.m1.encoder(x))
             return q.rsample() if sample else self.m1.head.code(q)
 
+    def codes_and_elbo(self, x: Tensor, sample: bool) -> tuple[Tensor, Tensor | None]:
+        """z1 for images x (B, n1) and, when training jointly, M1's one-sample ELBO on x (the batch
+        mean; None otherwise), both from one encoder pass: joint M2 then encodes its batch once."""
+        if not (self.joint and torch.is_grad_enabled()):
+            return self.codes(x, sample), None
+        q = self.m1.head.posterior(self.m1.encoder(x))
+        z1 = q.rsample() if sample else self.m1.head.code(q)
+        return z1, self.m1.posterior_terms(x, q).elbo
+
     @torch.no_grad()
     def predict(self, x: Tensor, batch: int = 2000) -> Tensor:
         """argmax q(y | z1 = M1's posterior location) for images x (N, D) -> (N,) int64."""
@@ -98,7 +107,7 @@ class M2Objective:
     def train_terms(self, model: M1M2, batch: Tensor, epoch: int) -> tuple[Tensor, tuple[Tensor, ...]]:
         sample = self.z1 == "sample"
         n_l = self.labelled_y.shape[0]
-        z1_u = model.codes(batch, sample)
+        z1_u, m1_elbo = model.codes_and_elbo(batch, sample)
         z1_l = model.codes(self.labelled_x, sample)
         onehot = F.one_hot(self.labelled_y, model.m2.n_classes).to(z1_l.dtype)
         unlabelled = model.m2.unlabelled_bound(z1_u).mean()
@@ -107,8 +116,8 @@ class M2Objective:
         objective = (
             (self.n_train - n_l) / self.n_train * unlabelled + n_l / self.n_train * labelled + self.alpha * n_l * log_q
         )
-        if model.joint:
-            objective = objective + model.m1.terms(batch).elbo
+        if m1_elbo is not None:  # joint training also follows M1's own ELBO on the batch
+            objective = objective + m1_elbo
         return objective, (unlabelled, labelled, log_q)
 
     @torch.no_grad()
