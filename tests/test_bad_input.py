@@ -18,7 +18,7 @@ CASES = [
     (["-m", "model=nvae,svea"], "model=svea is unknown"),
     (["dataset=cifar"], "dataset=cifar is unknown; allowed: citeseer, cora, mnist, pubmed, synthetic, synthetic_graph"),
     (["experiment=tabel1"], "experiment=tabel1 is unknown; allowed: mnist_latent, synthetic_figure, table1, table2"),
-    (["budget=tiny"], "budget=tiny is unknown; allowed: laptop, paper"),
+    (["budget=tiny"], "budget=tiny is unknown; allowed: laptop, medium, paper"),
     (["hydra/launcher=nope"], "hydra/launcher"),
     (["latent_dims=3"], "latent_dims"),
     (["latent_dim=0"], "latent_dim=0 must be an integer >= 1"),
