@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Issue 11: the medium-budget Table 1 sweep (budget=medium: 100 epochs, warm-up 20, patience 20)
+# at d = 10, 2, 40 with 3 seeds (18 runs), from a fixed commit so that later commits cannot change
+# code the sweep has not loaded yet. d = 10 first: its runs check the budget against the paper
+# budget's LL. Resumable: run it again and complete runs are skipped, unfinished ones continue
+# after their last epoch.
+#
+#   setsid scripts/sweep_mnist_medium.sh [WORKDIR] >> WORKDIR/mnist_medium/sweep.log 2>&1 &
+#
+# WORKDIR (default /work/sweeps) gets a clone of the repository at $COMMIT, its own venv and the
+# runs root WORKDIR/mnist_medium/runs (scripts/sweep_common.sh, which also seeds it with the
+# committed and the stashed runs). N_JOBS (default 2) jobs at a time, one thread each, under
+# nice -n 19; scripts/collect_sweep.sh copies finished records back for committing.
+set -euo pipefail
+COMMIT=188afb3
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+WORK=${1:-/work/sweeps}
+DATA=${SVAE_BENCH_DATA:-$(cd "$REPO/.." && pwd)/shared/data}
+NAME=mnist_medium
+# shellcheck source=scripts/sweep_common.sh
+source "$REPO/scripts/sweep_common.sh"
+cd "$CODE"
+for d in ${DIMS:-10 2 40}; do
+    nice -n 19 "$VENV/bin/svae-bench" run -m experiment=table1 budget=medium \
+        latent_dim=$d 'seed=range(3)' model=svae,nvae \
+        hydra/launcher=joblib hydra.launcher.n_jobs="${N_JOBS:-2}" \
+        trainer.num_threads=1 trainer.progress=false \
+        dataset.data_root="$DATA" runs_root="$RUNS"
+done
