@@ -48,6 +48,8 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=3e-3, help="M2's Adam lr (the task's default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--binarizations", type=int, default=5, help="training-set binarisations, one per epoch")
+    p.add_argument("--offset", type=float, default=1.0, help="M2's vMF concentration offset (the task's 1)")
+    p.add_argument("--warmup", type=int, default=0, help="epochs of linear warm-up of M2's KL (epoch / E)")
     p.add_argument("--ceiling", action="store_true")
     a = p.parse_args()
     torch.set_num_threads(1)
@@ -87,6 +89,7 @@ def main() -> None:
         z2_dim=a.z2,
         z2_family=a.z2_family,
         hidden_dims=[500],
+        concentration_offset=a.offset,
     )
     opt = torch.optim.Adam(m2.parameters(), lr=a.lr)
     bound_weight = LABELS / n if a.bound_weight is None else a.bound_weight
@@ -105,8 +108,9 @@ def main() -> None:
         for i in range(0, n, 100):
             z1u = codes(h[perm[i : i + 100]], a.sample)
             z1l = codes(lab_h, True) if a.sample else lab_codes
-            u = m2.unlabelled_bound(z1u).mean()
-            lb = m2.labelled_bound(z1l, onehot).mean()
+            beta = min(1.0, epoch / a.warmup) if a.warmup > 0 else 1.0
+            u = m2.unlabelled_bound(z1u, kl_weight=beta).mean()
+            lb = m2.labelled_bound(z1l, onehot, kl_weight=beta).mean()
             lq = F.log_softmax(m2.classify(z1l), -1).gather(1, lab_y[:, None]).mean()
             loss = -((n - LABELS) / n * u + bound_weight * lb + a.log_q_weight * lq)
             opt.zero_grad()
@@ -120,9 +124,15 @@ def main() -> None:
                 m2.labelled_bound(zt, F.one_hot(torch.full((2000,), c), 10).to(zt.dtype), False) for c in range(10)
             ]
             generative = (torch.stack(per_class, -1).argmax(-1) == yt).double().mean().item()
+            # where the information about z1 goes: KL of q(z2 | z1, y) and log p(z1 | y, z2) at the true y
+            onehot_t = F.one_hot(yt, 10).to(zt.dtype)
+            q2 = m2.q_z2(zt, onehot_t)
+            kl2 = m2.z2_head.kl(q2).mean().item()
+            rec = m2.p_z1(onehot_t, m2.z2_head.code(q2)).log_prob(zt).mean().item()
         u, lb, lq = (sums / (n // 100)).tolist()
         print(
             f"epoch {epoch} U {u:.3f} L {lb:.3f} log q {lq:.4f} generative {generative:.4f} "
+            f"KL(z2) {kl2:.2f} log p(z1|y,z2) {rec:.2f} "
             f"val {accuracy(val_codes, data.val.y):.4f} test {accuracy(test_codes, data.test.y):.4f} "
             f"{time.perf_counter() - t0:.1f}s",
             flush=True,

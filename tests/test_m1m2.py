@@ -123,6 +123,7 @@ def test_kill_during_m2_then_rerun_ends_with_the_same_numbers(sweep: Path, tmp_p
         ("semisup.labels=35", "semisup.labels=35 must be a positive multiple of the 3 classes"),
         ("semisup.labels=3000", "semisup.labels=3000 must be fewer than the 2000 training points"),
         ("semisup.z2_dim=0", "semisup.z2_dim=0 must be a positive integer"),
+        ("semisup.warmup_epochs=-1", "semisup.warmup_epochs=-1 must be an integer >= 0"),
         ("model=nvae", "family=S+N needs model.latent=vmf and semisup.z2_latent=gaussian"),
         ("semisup.z1=median", "semisup.z1='median' must be one of mean, sample"),
     ],

@@ -57,3 +57,19 @@ def test_the_objective_weights_its_terms_as_documented() -> None:
     torch.testing.assert_close(obj5 - obj0, 0.5 * 6 * log_q)
     expected_log_q = F.log_softmax(model.m2.classify(model.codes(_objective().labelled_x, False)), -1)
     torch.testing.assert_close(log_q, expected_log_q[torch.arange(6), _objective().labelled_y].mean())
+
+
+def test_kl_warm_up_schedule_and_the_family_defaults():
+    """M2's KL weight rises as epoch / warmup_epochs to 1 (1 throughout without warm-up); S+S takes
+    the budget's M1 warm-up, the Gaussian-z2 families none."""
+    from hydra import compose, initialize_config_module
+
+    empty = torch.zeros(0)
+    schedule = M2Objective(labelled_x=empty, labelled_y=empty, n_train=1, val_y=empty, warmup_epochs=4)
+    assert [schedule.kl_weight(e) for e in (1, 2, 4, 5)] == [0.25, 0.5, 1.0, 1.0]
+    none = M2Objective(labelled_x=empty, labelled_y=empty, n_train=1, val_y=empty)
+    assert none.kl_weight(1) == 1.0
+    with initialize_config_module(config_module="svae_bench.conf", version_base="1.3"):
+        for family, expected in (("S+S", 4), ("S+N", 0), ("N+N", 0)):
+            cfg = compose(config_name="config", overrides=["experiment=table3", "budget=laptop", f"family={family}"])
+            assert cfg.semisup.warmup_epochs == expected, family

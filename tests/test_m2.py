@@ -49,6 +49,13 @@ def test_labelled_bound_terms(z1_family, z2_family):
     z2 = model.z2_head.code(q)
     expected = model.p_z1(y, z2).log_prob(z1) - math.log(10) - model.z2_head.kl(q)
     torch.testing.assert_close(model.labelled_bound(z1, y, sample=False), expected)
+    # a KL warm-up weight scales the KL term only, in L and (through it) in U
+    for w in (0.0, 0.25):
+        torch.testing.assert_close(
+            model.labelled_bound(z1, y, sample=False, kl_weight=w), expected + (1 - w) * model.z2_head.kl(q)
+        )
+    u_w, u_1 = model.unlabelled_bound(z1, sample=False, kl_weight=0.5), model.unlabelled_bound(z1, sample=False)
+    assert (u_w > u_1).all()  # the KL is positive, so a lighter KL weight raises the bound
     sampled = model.labelled_bound(z1, y)  # one reparameterised sample: finite, differentiable
     sampled.sum().backward()
     assert torch.isfinite(sampled).all()

@@ -100,24 +100,28 @@ class M2(nn.Module):
 
     # ------------------------------------------------------------------ bounds
 
-    def labelled_bound(self, z1: Tensor, y: Tensor, sample: bool = True) -> Tensor:
+    def labelled_bound(self, z1: Tensor, y: Tensor, sample: bool = True, kl_weight: float = 1.0) -> Tensor:
         """L(z1, y) per point (B,) in nats; y one-hot (B, n_classes). One reparameterised z2 sample
-        (``sample=False``: z2 = the posterior's location, a deterministic bound for tests)."""
+        (``sample=False``: z2 = the posterior's location, a deterministic bound for tests).
+        ``kl_weight`` < 1 scales KL(q(z2 | z1, y) || p(z2)) during a KL warm-up (1: the bound)."""
         q = self.q_z2(z1, y)
         z2 = q.rsample() if sample else self.z2_head.code(q)
         log_py = -math.log(self.n_classes)
-        return self.p_z1(y, z2).log_prob(z1) + log_py - self.z2_head.kl(q)
+        return self.p_z1(y, z2).log_prob(z1) + log_py - kl_weight * self.z2_head.kl(q)
 
-    def unlabelled_bound(self, z1: Tensor, sample: bool = True, logits: Tensor | None = None) -> Tensor:
+    def unlabelled_bound(
+        self, z1: Tensor, sample: bool = True, logits: Tensor | None = None, kl_weight: float = 1.0
+    ) -> Tensor:
         """U(z1) per point (B,) in nats: the label summed out under q(y | z1), plus its entropy.
 
-        All classes in one pass: the batch is repeated n_classes times (n_classes * B rows)."""
+        All classes in one pass: the batch is repeated n_classes times (n_classes * B rows).
+        ``kl_weight``: as in :meth:`labelled_bound`."""
         b, k = z1.shape[0], self.n_classes
         logits = self.classify(z1) if logits is None else logits
         log_q = F.log_softmax(logits, dim=-1)  # (B, K)
         eye = torch.eye(k, dtype=z1.dtype, device=z1.device)
         ys = eye.repeat_interleave(b, dim=0)  # (K * B, K): class 0 for every point, then class 1, ...
-        bounds = self.labelled_bound(z1.repeat(k, 1), ys, sample).view(k, b).T  # (B, K)
+        bounds = self.labelled_bound(z1.repeat(k, 1), ys, sample, kl_weight).view(k, b).T  # (B, K)
         q = log_q.exp()
         return (q * bounds).sum(-1) - (q * log_q).sum(-1)
 

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..checks import check_values, list_of, name, number, one_of, positive_int, resolved
+from ..checks import check_values, integer, list_of, name, number, one_of, positive_int, resolved
 from ..data import DataBundle, build_dataset
 from ..data.labels import labelled_subset
 from ..errors import ConfigError
@@ -56,6 +56,7 @@ SEMISUP = {
     "training": one_of("two_stage", "joint"),
     "z1": one_of("mean", "sample"),
     "early_stop": one_of("bound", "accuracy"),
+    "warmup_epochs": integer(0),
     "m1_experiment": name,
 }
 M2_TRAINER = {
@@ -220,6 +221,7 @@ class M1M2Task(Task):
             alpha=float(semisup["alpha"]),
             z1=semisup["z1"],
             early_stop=semisup["early_stop"],
+            warmup_epochs=int(semisup["warmup_epochs"]),
         )
         # M2's own schedule; the progress bar and the kernels (compile, fused) follow the run's trainer
         speed = {k: values["trainer"][k] for k in ("progress", "compile", "fused") if k in values["trainer"]}

@@ -18,6 +18,11 @@ Two-stage training keeps M1 fixed (no gradient reaches it); joint training also 
 M1's own ELBO on the batch and lets M2's gradient reach M1's encoder through the
 reparameterised z1.
 
+KL warm-up (``warmup_epochs`` > 0): in training the KL of q(z2 | z1, y) in every bound is weighted
+min(1, epoch / warmup_epochs), as M1's KL is during its own warm-up. Family S+S uses it: with a
+vMF z2 and no warm-up, q(z2 | z1, y) drops to its lowest concentration in the first epoch and
+stays there (KL 0.04 nats), M2 ignores z2 and accuracy falls (results/README.md, "table3").
+
 Validation (early stopping maximises it): the mean unlabelled bound U on the validation images
 (``early_stop="bound"``, no labels used), or the validation accuracy (``"accuracy"``, which
 uses the validation labels). Both are in metrics.csv, with the training terms.
@@ -104,14 +109,21 @@ class M2Objective:
     warmup_epochs: int = 0
     columns: ClassVar[list[str]] = METRIC_COLUMNS
 
+    def kl_weight(self, epoch: int) -> float:
+        """Weight of M2's KL(q(z2 | z1, y) || p(z2)) in training at ``epoch`` (1-based): rises linearly
+        to 1 over ``warmup_epochs`` (min(1, epoch / warmup_epochs)); 1 without warm-up. Validation
+        and early stopping always use the bound itself."""
+        return min(1.0, epoch / self.warmup_epochs) if self.warmup_epochs > 0 else 1.0
+
     def train_terms(self, model: M1M2, batch: Tensor, epoch: int) -> tuple[Tensor, tuple[Tensor, ...]]:
         sample = self.z1 == "sample"
         n_l = self.labelled_y.shape[0]
         z1_u, m1_elbo = model.codes_and_elbo(batch, sample)
         z1_l = model.codes(self.labelled_x, sample)
         onehot = F.one_hot(self.labelled_y, model.m2.n_classes).to(z1_l.dtype)
-        unlabelled = model.m2.unlabelled_bound(z1_u).mean()
-        labelled = model.m2.labelled_bound(z1_l, onehot).mean()
+        kl_weight = self.kl_weight(epoch)
+        unlabelled = model.m2.unlabelled_bound(z1_u, kl_weight=kl_weight).mean()
+        labelled = model.m2.labelled_bound(z1_l, onehot, kl_weight=kl_weight).mean()
         log_q = F.log_softmax(model.m2.classify(z1_l), -1).gather(1, self.labelled_y[:, None]).mean()
         objective = (
             (self.n_train - n_l) / self.n_train * unlabelled + n_l / self.n_train * labelled + self.alpha * n_l * log_q
