@@ -53,6 +53,7 @@ TRAINER = {
     "nan_lr_factor": number(0, 1, lo_open=True),
     "compile": boolean,
     "fused": boolean,
+    "flush_denormal": boolean,
 }
 EVAL = {
     "is_samples": positive_int(10**6),
