@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 11: the medium-budget Table 1 sweep (budget=medium: 100 epochs, warm-up 20, patience 20)
+# Issue 11: the medium-budget Table 1 sweep (budget=medium: 200 epochs, warm-up 40, patience 20)
 # at d = 10, 2, 40 with 3 seeds (18 runs), from a fixed commit so that later commits cannot change
 # code the sweep has not loaded yet. d = 10 first: its runs check the budget against the paper
 # budget's LL. Resumable: run it again and complete runs are skipped, unfinished ones continue
@@ -12,7 +12,7 @@
 # committed and the stashed runs). N_JOBS (default 2) jobs at a time, one thread each, under
 # nice -n 19; scripts/collect_sweep.sh copies finished records back for committing.
 set -euo pipefail
-COMMIT=20134f6
+COMMIT=ddeb4cd
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${1:-/work/sweeps}
 DATA=${SVAE_BENCH_DATA:-$(cd "$REPO/.." && pwd)/shared/data}
