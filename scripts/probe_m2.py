@@ -30,6 +30,7 @@ from svae_bench.data.labels import labelled_subset
 from svae_bench.data.mnist import make_mnist
 from svae_bench.models.m2 import build_m2
 from svae_bench.tasks.vae import model_for
+from svae_bench.training import warmup_fraction
 
 LABELS = 100
 
@@ -105,10 +106,10 @@ def main() -> None:
         h = train_h[(epoch - 1) % a.binarizations]
         perm = torch.randperm(n)
         sums = torch.zeros(3)
+        beta = warmup_fraction(epoch, a.warmup)  # M2's KL weight this epoch, as the task's
         for i in range(0, n, 100):
             z1u = codes(h[perm[i : i + 100]], a.sample)
             z1l = codes(lab_h, True) if a.sample else lab_codes
-            beta = min(1.0, epoch / a.warmup) if a.warmup > 0 else 1.0
             u = m2.unlabelled_bound(z1u, kl_weight=beta).mean()
             lb = m2.labelled_bound(z1l, onehot, kl_weight=beta).mean()
             lq = F.log_softmax(m2.classify(z1l), -1).gather(1, lab_y[:, None]).mean()

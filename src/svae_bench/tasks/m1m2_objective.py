@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from ..models import VAE
 from ..models.m2 import M2
+from ..training import warmup_fraction
 
 METRIC_COLUMNS = [
     "epoch",
@@ -113,7 +114,7 @@ class M2Objective:
         """Weight of M2's KL(q(z2 | z1, y) || p(z2)) in training at ``epoch`` (1-based): rises linearly
         to 1 over ``warmup_epochs`` (min(1, epoch / warmup_epochs)); 1 without warm-up. Validation
         and early stopping always use the bound itself."""
-        return min(1.0, epoch / self.warmup_epochs) if self.warmup_epochs > 0 else 1.0
+        return warmup_fraction(epoch, self.warmup_epochs)
 
     def train_terms(self, model: M1M2, batch: Tensor, epoch: int) -> tuple[Tensor, tuple[Tensor, ...]]:
         sample = self.z1 == "sample"

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ..data import DataBundle
 from ..models import VAE
-from ..training import TrainResult, TrainSettings, train
+from ..training import TrainResult, TrainSettings, train, warmup_fraction
 
 METRIC_COLUMNS = [
     "epoch",
@@ -73,7 +73,7 @@ class VaeObjective:
 
     def beta_t(self, epoch: int) -> float:
         """The KL weight of epoch ``epoch`` (1-based)."""
-        return self.beta * min(1.0, epoch / self.warmup_epochs) if self.warmup_epochs > 0 else self.beta
+        return self.beta * warmup_fraction(epoch, self.warmup_epochs)
 
     def train_terms(self, model: VAE, batch: Tensor, epoch: int) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         terms = model.terms(batch)

@@ -2,7 +2,7 @@
 and its checkpoint; the objective is the caller's (an :class:`Objective`). Test hooks: :mod:`.hooks`."""
 
 from .loop import TrainingFailed, TrainResult, TrainSettings, progress_enabled, train
-from .objective import Objective
+from .objective import Objective, warmup_fraction
 from .state import CorruptCheckpoint, TrainState, load_state, remove_state, save_state
 
 __all__ = [
@@ -17,4 +17,5 @@ __all__ = [
     "remove_state",
     "save_state",
     "train",
+    "warmup_fraction",
 ]

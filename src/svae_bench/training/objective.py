@@ -42,3 +42,9 @@ class Objective(Protocol):
     def summary(self, row: dict[str, float]) -> str:
         """The middle of an epoch's log line (``epoch N  <summary>  1.2s``)."""
         ...
+
+
+def warmup_fraction(epoch: int, warmup_epochs: int) -> float:
+    """A linear warm-up's weight in epoch ``epoch`` (1-based): min(1, epoch / warmup_epochs), and 1
+    without warm-up (``warmup_epochs`` = 0). The VAE's beta_t and M2's KL weight both follow it."""
+    return min(1.0, epoch / warmup_epochs) if warmup_epochs > 0 else 1.0
