@@ -1,7 +1,8 @@
 # Sourced by the scripts/sweep_*.sh scripts: what every pinned, resumable result sweep does before
 # it launches. Expects NAME (the sweep's folder under results/ and sweep_state/), COMMIT (the commit
 # the sweep's code is cloned at), REPO and WORK; sets RUNS (the runs root), CODE and VENV (the
-# clone and its venv, one pair per commit so that two sweeps pinned differently never share one).
+# clone and its venv, one pair per commit so that two sweeps pinned differently never share one),
+# and defines table1_sweep (the Table 1 sweeps' launch, below; it also needs DATA).
 #
 # Machines here are fresh each session: the runs root is first seeded with the complete records
 # committed under results/$NAME/runs (their runs are skipped) and with the unfinished runs an
@@ -26,3 +27,18 @@ if [ ! -x "$VENV/bin/svae-bench" ]; then
     "$VENV/bin/pip" install -q torch==2.14.1 torchvision==0.29.1
     "$VENV/bin/pip" install -q -e "$CODE[test]"
 fi
+
+# table1_sweep BUDGET D...: the Table 1 sweep at one budget, both models, 3 seeds, one multirun per
+# d in the order given (the experiment's own sweep puts model outermost), N_JOBS (default 2) jobs
+# at a time with one thread each, under nice -n 19, with the pinned clone's venv.
+table1_sweep() {
+    local budget=$1 d
+    shift
+    for d in "$@"; do
+        nice -n 19 "$VENV/bin/svae-bench" run -m experiment=table1 budget="$budget" \
+            latent_dim="$d" 'seed=range(3)' model=svae,nvae \
+            hydra/launcher=joblib hydra.launcher.n_jobs="${N_JOBS:-2}" \
+            trainer.num_threads=1 trainer.progress=false \
+            dataset.data_root="$DATA" runs_root="$RUNS"
+    done
+}

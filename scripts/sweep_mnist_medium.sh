@@ -20,10 +20,5 @@ NAME=mnist_medium
 # shellcheck source=scripts/sweep_common.sh
 source "$REPO/scripts/sweep_common.sh"
 cd "$CODE"
-for d in ${DIMS:-10 2 40}; do
-    nice -n 19 "$VENV/bin/svae-bench" run -m experiment=table1 budget=medium \
-        latent_dim=$d 'seed=range(3)' model=svae,nvae \
-        hydra/launcher=joblib hydra.launcher.n_jobs="${N_JOBS:-2}" \
-        trainer.num_threads=1 trainer.progress=false \
-        dataset.data_root="$DATA" runs_root="$RUNS"
-done
+# shellcheck disable=SC2086 # DIMS is a list of d
+table1_sweep medium ${DIMS:-10 2 40}  # d = 10 first: its runs check the budget

@@ -22,11 +22,4 @@ NAME=mnist_paper
 # shellcheck source=scripts/sweep_common.sh
 source "$REPO/scripts/sweep_common.sh"
 cd "$CODE"
-# One multirun per d (the experiment's own sweep puts model outermost): d = 10 first.
-for d in 10 2 40; do
-    nice -n 19 "$VENV/bin/svae-bench" run -m experiment=table1 budget=paper \
-        latent_dim=$d 'seed=range(3)' model=svae,nvae \
-        hydra/launcher=joblib hydra.launcher.n_jobs="${N_JOBS:-2}" \
-        trainer.num_threads=1 trainer.progress=false \
-        dataset.data_root="$DATA" runs_root="$RUNS"
-done
+table1_sweep paper 10 2 40  # d = 10 first
