@@ -3,6 +3,8 @@ the committed run records reproduces the committed tables byte for byte."""
 
 from __future__ import annotations
 
+import importlib.util
+import shlex
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,20 @@ def test_tables_reproduce_from_committed_records(folder: Path, tmp_path: Path, m
     assert sorted(p.name for p in tmp_path.iterdir()) == committed
     for name in committed:
         assert (tmp_path / name).read_bytes() == (folder / "tables" / name).read_bytes(), name
+
+
+def test_budget_comparison_reproduces_from_committed_records(monkeypatch, capsys) -> None:
+    """results/budgets.md (scripts/compare_budgets.py) is remade byte for byte by the command on its first line."""
+    committed = REPO / "results" / "budgets.md"
+    if not committed.exists():
+        pytest.skip("no results/budgets.md committed")
+    text = committed.read_text(encoding="utf-8")
+    first = text.splitlines()[0]
+    prefix, suffix = "<!-- made by: python scripts/compare_budgets.py ", " -->"
+    assert first.startswith(prefix) and first.endswith(suffix), first
+    spec = importlib.util.spec_from_file_location("compare_budgets", REPO / "scripts" / "compare_budgets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.chdir(REPO)
+    assert module.main(shlex.split(first[len(prefix) : -len(suffix)])) == text
+    assert "skipped" not in capsys.readouterr().err
