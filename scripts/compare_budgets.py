@@ -22,15 +22,14 @@ import shlex
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from svae_bench.records.atomic import write_bytes_atomic
 from svae_bench.report.collect import collect_runs, runs_frame
 from svae_bench.report.comparison import load_reference
+from svae_bench.report.markup import model_name
 
 MODELS = ("nvae", "svae")
-NAMES = {"nvae": "N-VAE", "svae": "S-VAE"}
 PAPER_TABLE1_RUNS = 100
 
 
@@ -88,7 +87,7 @@ def render(budgets: dict[str, pd.DataFrame], reference: str, dims: list[int]) ->
                 cells = [
                     name,
                     str(d),
-                    NAMES[model],
+                    model_name(model),
                     f"{fmt(mean)} ± {fmt(std)} ({ll.size})",
                     "0" if name == reference else fmt(mean - ref_mean, signed=True),
                     fmt(mean - published.get((model, d), math.nan), signed=True),
@@ -133,5 +132,4 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    np.seterr(all="ignore")
     main()
