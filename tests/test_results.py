@@ -8,6 +8,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 
 from svae_bench.commands import tables as tables_cmd
 
@@ -46,3 +47,42 @@ def test_budget_comparison_reproduces_from_committed_records(monkeypatch, capsys
     monkeypatch.chdir(REPO)
     assert module.main(shlex.split(first[len(prefix) : -len(suffix)])) == text
     assert "skipped" not in capsys.readouterr().err
+
+
+def _markdown_rows(text: str, header_start: str) -> list[list[str]]:
+    """The body rows (cells stripped) of the first Markdown table whose header row starts with ``header_start``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def test_readme_budget_summary_matches_budget_comparison() -> None:
+    """The README's "What each budget gives" table is a condensed copy of results/budgets.md (and of
+    conf/budget/): every figure in it must be the one those files hold, so a new record that changes
+    budgets.md cannot leave the README behind."""
+    committed = REPO / "results" / "budgets.md"
+    if not committed.exists():
+        pytest.skip("no results/budgets.md committed")
+    comparison = committed.read_text(encoding="utf-8")
+    by_cell = {(row[0], row[1], row[2]): row for row in _markdown_rows(comparison, "| budget | d | model |")}
+    cost = {row[0]: row for row in _markdown_rows(comparison, "| budget | runs shown |")}
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    summary = _markdown_rows(readme, "| budget | epochs / patience / warm-up |")
+    assert [row[0] for row in summary] == ["`laptop`", "`medium`", "`paper`"]
+    for row in summary:
+        name = row[0].strip("`")
+        trainer = yaml.safe_load((REPO / "conf" / "budget" / f"{name}.yaml").read_text())["trainer"]
+        assert row[1] == f"{trainer['max_epochs']} / {trainer['patience']} / {trainer['warmup_epochs']}", name
+        for k, d in enumerate(("2", "10", "40")):
+            n, s = by_cell[(name, d, "N-VAE")], by_cell[(name, d, "S-VAE")]
+            ref = "0" if n[4] == s[4] == "0" else f"{n[4]}, {s[4]}"
+            assert row[2 + k] == ref, (name, d, "Δ paper budget")
+            assert row[5 + k] == f"{n[5]}, {s[5]}", (name, d, "Δ published")
+        minutes = [float(r[7]) for key, r in by_cell.items() if key[0] == name]
+        assert row[8] == f"{round(min(minutes))}-{round(max(minutes))}", (name, "minutes per run")
+        assert row[9] == f"~{cost[name][4]} core-hours", (name, "Table 1 core-hours")
