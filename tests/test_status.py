@@ -77,6 +77,24 @@ def test_expected_cells_of_the_table1_sweep() -> None:
     assert latent == [Path(f"R/mnist_latent_laptop/mnist/{m}/d=2/beta=1/seed=0") for m in ("nvae", "svae")]
 
 
+def test_expected_cells_of_the_table3_sweep_list_their_m1_runs_first() -> None:
+    """Table 3's 81 cells share 18 M1 runs (2 M1 models x z1 in {5, 10, 50} x 3 seeds): each listed
+    once, before the cells, where the cells train them."""
+    dirs = sweep_status.expected_run_dirs(["experiment=table3", "budget=laptop"], "R")
+    assert len(dirs) == len(set(dirs)) == 18 + 81
+    m1 = dirs[:18]
+    assert all(d.parts[1] == "table1_laptop" for d in m1)
+    assert {(d.parts[3], d.parts[4]) for d in m1} == {(m, f"d={z}") for m in ("nvae", "svae") for z in (5, 10, 50)}
+    assert all(d.parts[1] == "table3_laptop" for d in dirs[18:])
+    assert Path("R/table3_laptop/mnist/S+N/z1=10/z2=10/seed=2") in dirs
+    # one cell: its M1 and itself
+    one = ["experiment=table3", "budget=laptop", "family=S+N", "latent_dim=10", "semisup.z2_dim=10", "n_seeds=1"]
+    assert sweep_status.expected_run_dirs(one, "R") == [
+        Path("R/table1_laptop/mnist/svae/d=10/beta=1/seed=0"),
+        Path("R/table3_laptop/mnist/S+N/z1=10/z2=10/seed=0"),
+    ]
+
+
 def test_status_command_counts_and_lists(tmp_path: Path, capsys) -> None:
     root = tmp_path / "runs"
     base = "table1_laptop/mnist/{m}/d=10/beta=1/seed={s}"

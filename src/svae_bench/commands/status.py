@@ -6,8 +6,9 @@ With the overrides of a sweep (the ones given to ``svae-bench run -m``, e.g.
 ``experiment=table1 budget=laptop``), the expected cells are expanded exactly
 as Hydra's basic sweeper expands them (the experiment's sweep lists, replaced by
 command-line lists for the same keys), so cells that never started show as
-``missing``. Without overrides, every run directory found under ``--runs``
-(default ``runs``) is listed. Each cell is complete / running / interrupted /
+``missing``; the runs the cells depend on (Table 3's M1s) are listed first.
+Without overrides, every run directory found under ``--runs`` (default ``runs``)
+is listed. Each cell is complete / running / interrupted /
 failed / missing (see :mod:`svae_bench.records.status`); counts come first, then one
 line per cell that is not complete (all cells with ``--all``).
 """
@@ -21,14 +22,19 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..launch.sweep import compose_jobs
 from ..records import CONFIG_FILE, RESULT_FILE, STATES, STATUS_FILE, run_state
+from ..tasks import get_task
 from ._args import parse_args
 
 
 def expected_run_dirs(overrides: list[str], runs_root: str | None) -> list[Path]:
-    """The run directories of the sweep that ``svae-bench run -m <overrides>`` launches."""
+    """The run directories of the sweep that ``svae-bench run -m <overrides>`` launches: first the
+    runs its cells depend on and train first when missing (a task's ``dependencies``, e.g. the M1s of
+    Table 3's cells), once each, then the cells."""
     if runs_root is not None:
         overrides = [*overrides, f"runs_root={runs_root}"]
-    return [job.run_dir for job in compose_jobs(overrides, multirun=True)]
+    jobs = compose_jobs(overrides, multirun=True)
+    needed = [d for job in jobs for d in get_task(job.values.get("task")).dependencies(job.values)]
+    return list(dict.fromkeys([*needed, *(job.run_dir for job in jobs)]))
 
 
 def found_run_dirs(root: Path) -> list[Path]:

@@ -112,6 +112,12 @@ class Task:
         key. None (the default): check it for every job."""
         return None
 
+    def dependencies(self, values: dict) -> list[Path]:
+        """Run directories of other runs this run needs complete and trains first when they are not
+        (an M1+M2 cell's M1), for its resolved config ``values``: ``svae-bench status`` lists them
+        with the sweep's own cells. Default: none."""
+        return []
+
     def identity(self, cfg: Any) -> dict[str, Any]:
         """The record fields that name a run (tables group by them): at least experiment and seed."""
         raise NotImplementedError

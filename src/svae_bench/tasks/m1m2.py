@@ -157,6 +157,9 @@ class M1M2Task(Task):
     def data_key(self, values: dict) -> None:
         return None  # the M1 check depends on every cell's own M1
 
+    def dependencies(self, values: dict) -> list[Path]:
+        return [m1_dir(values)]
+
     def identity(self, cfg: Any) -> dict[str, Any]:
         return {
             "task": self.name,
