@@ -99,3 +99,32 @@ def test_labelled_subset_has_exactly_10_per_class_and_depends_on_the_seed_only()
         labelled_subset(labels, 0, seed=0)
     with pytest.raises(ConfigError, match="needs 1000 points of class 0; the training split has"):
         labelled_subset(labels, 10000, seed=0)
+
+
+def test_labelled_and_unlabelled_images_partition_the_training_split_apart_from_validation_and_test():
+    """What an M1+M2 run trains on: the labelled subset and the unlabelled stream (the training split
+    without it) together are the training split, share no image, and no image of either is in
+    validation or test. Every image carries its own id in x[:, 0], so membership is exact."""
+    from svae_bench.data import DataBundle, Split
+    from svae_bench.data.labels import labelled_subset
+    from svae_bench.tasks.m1m2 import unlabelled_only
+
+    gen = torch.Generator().manual_seed(0)
+
+    def split(ids: range) -> Split:
+        x = torch.rand(len(ids), 5, generator=gen)
+        x[:, 0] = torch.tensor(list(ids), dtype=torch.float32)
+        return Split(x, torch.randint(0, 10, (len(ids),), generator=gen))
+
+    data = DataBundle("ids", split(range(0, 3000)), split(range(3000, 3500)), split(range(3500, 4000)), "gaussian")
+    labelled = labelled_subset(data.train.y, 100, seed=1)
+    unlabelled = unlabelled_only(data, labelled)
+    ids = {name: set(s.x[:, 0].long().tolist()) for name, s in (("val", data.val), ("test", data.test))}
+    ids["labelled"] = set(data.train.x[labelled, 0].long().tolist())
+    ids["unlabelled"] = set(unlabelled.train.x[:, 0].long().tolist())
+    assert len(ids["labelled"]) == 100 and len(unlabelled.train) == len(ids["unlabelled"]) == 2900
+    assert ids["labelled"] | ids["unlabelled"] == set(range(3000))
+    for a, b in [("labelled", "unlabelled"), ("labelled", "val"), ("labelled", "test"), ("unlabelled", "val")]:
+        assert not ids[a] & ids[b], (a, b)
+    assert torch.equal(unlabelled.train.y, data.train.y[[i for i in range(3000) if i not in ids["labelled"]]])
+    assert unlabelled.val is data.val and unlabelled.test is data.test

@@ -11,11 +11,13 @@ test accuracy of argmax q(y | z1 = M1's posterior location) is measured on the t
 
 The labelled images: ``semisup.labels`` training images, the same number per class, drawn by
 the run's seed only (:func:`svae_bench.data.labels.labelled_subset`); the rest of the training
-split is unlabelled. Artefacts: metrics.csv (a row per M2 epoch), checkpoint.pt (M2's weights).
+split is unlabelled (the labelled images are not also in the unlabelled stream, as in Kingma et al.'s
+code). Artefacts: metrics.csv (a row per M2 epoch), checkpoint.pt (M2's weights).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -27,7 +29,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..checks import check_values, integer, list_of, name, number, one_of, positive_int, resolved
-from ..data import DataBundle, build_dataset
+from ..data import DataBundle, Split, build_dataset
 from ..data.labels import labelled_subset
 from ..errors import ConfigError
 from ..models.m2 import build_m2
@@ -231,7 +233,7 @@ class M1M2Task(Task):
         settings = trainer_settings({**semisup["trainer"], **speed})
         result = train(
             model,
-            data,
+            unlabelled_only(data, prepared.labelled),  # the loop's batches: the unlabelled images
             objective,
             settings,
             int(cfg.seed),
@@ -259,6 +261,16 @@ class M1M2Task(Task):
             },
             summary=f"test accuracy {test_acc:.4f} (validation {val_acc:.4f})",
         )
+
+
+def unlabelled_only(data: DataBundle, labelled: torch.Tensor) -> DataBundle:
+    """``data`` with its training split cut to the images not in ``labelled`` (indices into it): the
+    unlabelled stream of M2's training, so that no labelled image also counts as an unlabelled one."""
+    keep = torch.ones(len(data.train), dtype=torch.bool)
+    keep[labelled] = False
+    train = data.train
+    truth = None if train.truth is None else train.truth[keep]
+    return dataclasses.replace(data, train=Split(train.x[keep], train.y[keep], truth))
 
 
 def check_m1(values: Mapping[str, Any]) -> bool:
