@@ -139,11 +139,11 @@ class M2Objective:
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # fixed validation noise, training noise untouched
             torch.manual_seed(seed)
-            total = 0.0
+            total = x.new_zeros((), dtype=torch.float64)  # summed on the device: one host sync, below
             for i in range(0, x.shape[0], VALIDATION_BATCH):
                 z1 = model.codes(x[i : i + VALIDATION_BATCH], False)
-                total += model.m2.unlabelled_bound(z1).sum().item()
-        bound = total / x.shape[0]
+                total += model.m2.unlabelled_bound(z1).sum(dtype=torch.float64)
+        bound = total.item() / x.shape[0]
         acc = model.accuracy(x, self.val_y)
         objective = bound if self.early_stop == "bound" else acc
         return objective, {"val_objective": objective, "val_bound": bound, "val_acc": acc}
