@@ -116,6 +116,32 @@ def test_kill_during_m2_then_rerun_ends_with_the_same_numbers(sweep: Path, tmp_p
     assert resumed["metrics"] == record(tmp_path / "u" / cell(5))["metrics"]
 
 
+def test_kill_while_the_cell_trains_its_m1_then_rerun_resumes_the_m1(tmp_path: Path) -> None:
+    """A cell killed while it trains its M1 leaves that M1 run interrupted (not failed, not
+    complete); the same command resumes the M1 after its last epoch, then trains M2."""
+    extra = ("semisup.z2_dim=2", "trainer.max_epochs=8")
+    m1_dir = tmp_path / M1
+    proc = subprocess.Popen(command(*extra), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    try:
+        while True:
+            status = m1_dir / "status.json"
+            if status.exists() and json.loads(status.read_text() or "{}").get("epoch", 0) >= 2:
+                break
+            assert proc.poll() is None and time.monotonic() < deadline, "kill point not reached"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert run_state(m1_dir)[0] == "interrupted"
+    assert not (tmp_path / cell(2) / "result.json").exists()
+    out = run(tmp_path, *extra)
+    assert out.returncode == 0, out.stderr[-3000:]
+    m1 = record(m1_dir)
+    assert m1["status"] == "complete" and m1["resumed_from_epoch"] >= 2 and m1["epochs"] == 8
+    assert record(tmp_path / cell(2))["m1_trained_by_this_run"] is True
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
