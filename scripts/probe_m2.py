@@ -8,12 +8,12 @@ and test accuracy of q(y | z1). ``--ceiling`` instead prints two upper reference
 codes: 5-NN with all 50k training labels and an MLP (one hidden layer of 500) trained on them.
 
     python scripts/probe_m2.py RUN_DIR --data-root ../shared/data --epochs 30
-    python scripts/probe_m2.py RUN_DIR --data-root ../shared/data --log-q-weight 10   # weight before 2026-12-03
+    python scripts/probe_m2.py RUN_DIR --data-root ../shared/data --log-q-weight 0.1   # Kingma et al.'s weight
     python scripts/probe_m2.py RUN_DIR --data-root ../shared/data --ceiling
 
 RUN_DIR: a complete M1 run (config.yaml, checkpoint.pt). The labelled subset and the M2 weights
 follow ``--seed`` as in the task; the weight of the labelled mean log q defaults to the task's
-alpha = 0.1, Kingma et al.'s (``--log-q-weight``), that of the labelled mean bound to N_l / N.
+alpha = 10 (``--log-q-weight``; Kingma et al.'s is 0.1), that of the labelled mean bound to N_l / N.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--z2", type=int, default=10)
     p.add_argument("--z2-family", default="gaussian", choices=["gaussian", "vmf"])
-    p.add_argument("--log-q-weight", type=float, default=0.1)
+    p.add_argument("--log-q-weight", type=float, default=10.0)
     p.add_argument("--bound-weight", type=float, default=None, help="weight of the labelled mean bound")
     p.add_argument("--sample", action="store_true", help="z1 drawn from q(z1|x) each step (else the mean)")
     p.add_argument("--lr", type=float, default=3e-3, help="M2's Adam lr (the task's default)")
