@@ -12,7 +12,7 @@
 # spare their training). N_JOBS (default 2) jobs at a time, one thread each, under nice -n 19;
 # scripts/collect_sweep.sh copies finished records back for committing.
 set -euo pipefail
-COMMIT=1bf442e
+COMMIT=24dcfe5
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${1:-/work/sweeps}
 DATA=${SVAE_BENCH_DATA:-$(cd "$REPO/.." && pwd)/shared/data}
