@@ -163,6 +163,20 @@ def test_bad_values_exit_2_before_anything_is_written(tmp_path: Path, override: 
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_complete_m1_record_without_its_weights_is_refused_in_one_line(sweep: Path, tmp_path: Path) -> None:
+    """A complete M1 record copied without checkpoint.pt (as results/ commits records) cannot be
+    reused: the preflight says so in one line instead of the cell failing at torch.load."""
+    import shutil
+
+    from svae_bench.launch.preflight import check_run_overrides
+
+    copy = tmp_path / M1
+    shutil.copytree(sweep / M1, copy)
+    (copy / "checkpoint.pt").unlink()
+    problem = check_run_overrides([*ARGS, f"runs_root={tmp_path / 'runs'}", "semisup.z2_dim=2"])
+    assert problem is not None and "is complete but has no checkpoint.pt" in problem and "\n" not in problem
+
+
 def test_a_bad_value_through_the_command_is_exit_2_and_one_line(tmp_path: Path) -> None:
     out = run(tmp_path, "semisup.labels=35")
     assert out.returncode == 2, out.stderr[-2000:]

@@ -285,7 +285,18 @@ def check_m1(values: Mapping[str, Any]) -> bool:
             f"the M1 run {directory} was made with other settings ({', '.join(changed[:6])}); "
             f"remove it, or set semisup.m1_experiment=NAME to train this cell's M1 elsewhere"
         )
+    require_m1_weights(directory)
     return True
+
+
+def require_m1_weights(directory: Path) -> None:
+    """ConfigError unless the complete M1 run at ``directory`` still has its weights (checkpoint.pt):
+    a record copied without them (results/ commits records only) cannot serve as an M1."""
+    if not (directory / CHECKPOINT_FILE).is_file():
+        raise ConfigError(
+            f"the M1 run {directory} is complete but has no {CHECKPOINT_FILE} (its weights; committed records "
+            f"leave them out); remove its result.json to train it again, or set semisup.m1_experiment=NAME"
+        )
 
 
 def ensure_m1(values: dict, directory: Path) -> bool:
@@ -299,6 +310,7 @@ def ensure_m1(values: dict, directory: Path) -> bool:
             changed = m1_mismatch(record, values)
             if changed:  # finished by another process with other settings while this cell waited
                 raise ConfigError(f"the M1 run {directory} was made with other settings ({', '.join(changed[:6])})")
+            require_m1_weights(directory)
             return trained
         if is_locked(directory):
             log.info("M1 %s is being trained by another process: waiting for it", directory)
