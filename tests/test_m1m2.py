@@ -4,14 +4,13 @@ other settings, resumable after kill -9, and bad values refused before anything 
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from helpers_kill import kill_at_epoch
 from svae_bench.records import run_state
 
 # Three classes (the synthetic mixture's components), 10 labels each; a few epochs of ~0.3 s.
@@ -91,18 +90,7 @@ def test_kill_during_m2_then_rerun_ends_with_the_same_numbers(sweep: Path, tmp_p
     (tmp_path / "runs").symlink_to(sweep / "runs", target_is_directory=True)  # the same complete M1
     extra = ("semisup.z2_dim=5", "semisup.trainer.max_epochs=8")
     run_dir = tmp_path / cell(5)
-    proc = subprocess.Popen(command(*extra), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    try:
-        while True:
-            status = run_dir / "status.json"
-            if status.exists() and json.loads(status.read_text() or "{}").get("epoch", 0) >= 2:
-                break
-            assert proc.poll() is None and time.monotonic() < deadline, "kill point not reached"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=60)
+    kill_at_epoch(command(*extra), tmp_path, run_dir, 2)
     assert run_state(run_dir)[0] == "interrupted"
     out = run(tmp_path, *extra)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -121,18 +109,7 @@ def test_kill_while_the_cell_trains_its_m1_then_rerun_resumes_the_m1(tmp_path: P
     complete); the same command resumes the M1 after its last epoch, then trains M2."""
     extra = ("semisup.z2_dim=2", "trainer.max_epochs=8")
     m1_dir = tmp_path / M1
-    proc = subprocess.Popen(command(*extra), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    try:
-        while True:
-            status = m1_dir / "status.json"
-            if status.exists() and json.loads(status.read_text() or "{}").get("epoch", 0) >= 2:
-                break
-            assert proc.poll() is None and time.monotonic() < deadline, "kill point not reached"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=60)
+    kill_at_epoch(command(*extra), tmp_path, m1_dir, 2)
     assert run_state(m1_dir)[0] == "interrupted"
     assert not (tmp_path / cell(2) / "result.json").exists()
     out = run(tmp_path, *extra)

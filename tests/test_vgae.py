@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
+from helpers_kill import kill_at_epoch
 from svae_bench.commands import tables as tables_cmd
 from svae_bench.data.graph import link_data, synthetic_graph
 from svae_bench.launch.preflight import check_run_overrides
@@ -215,24 +216,11 @@ def test_a_node_without_features_or_edges_gets_a_direction() -> None:
 @pytest.mark.slow
 def test_kill_9_then_rerun_ends_with_the_same_numbers(tmp_path: Path) -> None:
     """A real SIGKILL of `svae-bench run` between epochs; the same command resumes it."""
-    import signal
-    import time
 
     args = [sys.executable, "-m", "svae_bench", "run", "model=svgae", *TINY[:-3], "vgae.epochs=200", *TINY[-2:]]
     run_dir = tmp_path / "a" / "runs/default/synthetic_graph/svgae/d=4/beta=1/seed=0"
     (tmp_path / "a").mkdir()
-    proc = subprocess.Popen(args, cwd=tmp_path / "a", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    try:
-        while True:
-            status = run_dir / "status.json"
-            if status.exists() and json.loads(status.read_text() or "{}").get("epoch", 0) >= 5:
-                break
-            assert proc.poll() is None and time.monotonic() < deadline, "kill point not reached"
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=60)
+    kill_at_epoch(args, tmp_path / "a", run_dir, 5, poll=0.01)
     assert not (run_dir / "result.json").exists()
     for where in ("a", "b"):
         (tmp_path / where).mkdir(exist_ok=True)
