@@ -273,9 +273,10 @@ def unlabelled_only(data: DataBundle, labelled: torch.Tensor) -> DataBundle:
     return dataclasses.replace(data, train=Split(train.x[keep], train.y[keep], truth))
 
 
-def check_m1(values: Mapping[str, Any]) -> bool:
-    """Whether this cell's M1 is complete (ConfigError if it was made with other settings)."""
-    directory = m1_dir(values)
+def check_m1(values: Mapping[str, Any], directory: Path | None = None) -> bool:
+    """Whether this cell's M1 (at ``directory``, default its usual place) is complete and usable:
+    ConfigError if it was made with other settings or has lost its weights."""
+    directory = m1_dir(values) if directory is None else directory
     record = read_result(directory)
     if not is_complete_record(record):
         return False
@@ -305,12 +306,7 @@ def ensure_m1(values: dict, directory: Path) -> bool:
     m1_cfg = OmegaConf.create(m1_values(values))
     trained = False
     while True:
-        record = read_result(directory)
-        if is_complete_record(record):
-            changed = m1_mismatch(record, values)
-            if changed:  # finished by another process with other settings while this cell waited
-                raise ConfigError(f"the M1 run {directory} was made with other settings ({', '.join(changed[:6])})")
-            require_m1_weights(directory)
+        if check_m1(values, directory):  # also when another process finished it while this cell waited
             return trained
         if is_locked(directory):
             log.info("M1 %s is being trained by another process: waiting for it", directory)
