@@ -77,6 +77,36 @@ def test_kl_warm_up_schedule_and_the_family_defaults():
             assert cfg.semisup.warmup_epochs == expected, family
 
 
+def test_family_n_plus_n_samples_z1_and_the_others_take_the_mean() -> None:
+    """N+N draws z1 from q(z1 | x) (the means of the N-VAE's switched-off dimensions are constant, and
+    a Gaussian p(z1 | y, z2) on them has unbounded density); the spherical M1s keep the location."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="svae_bench.conf", version_base="1.3"):
+        for family, expected in (("N+N", "sample"), ("S+S", "mean"), ("S+N", "mean")):
+            cfg = compose(config_name="config", overrides=["experiment=table3", "budget=laptop", f"family={family}"])
+            assert cfg.semisup.z1 == expected, family
+
+
+@pytest.mark.parametrize("z1", ["mean", "sample"])
+def test_validation_reads_z1_as_training_does(z1: str) -> None:
+    """The validation bound is the mean unlabelled bound on the codes training uses: M1's posterior
+    location, or (``z1="sample"``) one seeded draw of q(z1 | x) per image."""
+    model = _model(joint=True)
+    x = torch.bernoulli(torch.full((7, 12), 0.5), generator=torch.Generator().manual_seed(5))
+    objective = M2Objective(
+        labelled_x=x[:3], labelled_y=torch.tensor([0, 1, 2]), n_train=10, val_y=torch.zeros(7, dtype=torch.int64), z1=z1
+    )
+    _, values = objective.validate(model, x, seed=11)
+    with torch.no_grad():
+        torch.manual_seed(11)
+        expected = model.m2.unlabelled_bound(model.codes(x, z1 == "sample")).double().mean().item()
+        torch.manual_seed(11)
+        at_mean = model.m2.unlabelled_bound(model.codes(x, False)).double().mean().item()
+    assert values["val_bound"] == pytest.approx(expected, rel=1e-6)
+    assert (values["val_bound"] == pytest.approx(at_mean, rel=1e-6)) == (z1 == "mean")
+
+
 @pytest.mark.parametrize("z2_family", ["gaussian", "vmf"])
 def test_m1m2_trains_and_validates_in_float64_through_the_loop(z2_family: str) -> None:
     """The same code in float64: joint M1+M2 through the training loop keeps every parameter, term
