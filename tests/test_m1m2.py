@@ -129,6 +129,8 @@ def test_kill_while_the_cell_trains_its_m1_then_rerun_resumes_the_m1(tmp_path: P
         ("semisup.warmup_epochs=-1", "semisup.warmup_epochs=-1 must be an integer >= 0"),
         ("model=nvae", "family=S+N needs model.latent=vmf and semisup.z2_latent=gaussian"),
         ("semisup.z1=median", "semisup.z1='median' must be one of mean, sample"),
+        ("semisup.prune_below=0.1", "family=S+N has a spherical M1, whose coordinates cannot be dropped (allowed: 0)"),
+        ("semisup.prune_below=-1", "semisup.prune_below=-1 must be a number >= 0"),
     ],
 )
 def test_bad_values_exit_2_before_anything_is_written(tmp_path: Path, override: str, message: str) -> None:
@@ -183,3 +185,13 @@ def test_an_m1_differing_only_in_speed_settings_is_reused() -> None:
     assert m1_mismatch({"config": old}, values) == []
     old["trainer"]["lr"] = 3e-4
     assert m1_mismatch({"config": old}, values) != []
+
+
+def test_n_plus_n_with_pruning_runs_end_to_end_and_logs_what_m2_sees(tmp_path: Path) -> None:
+    """family=N+N with semisup.prune_below: the cell trains its Gaussian M1, keeps the coordinates
+    that vary, trains M2 on those and writes a complete record (the wiring, not the numbers)."""
+    out = run(tmp_path, "family=N+N", "latent_dim=3", "semisup.z2_dim=2", "semisup.prune_below=1e-6")
+    assert out.returncode == 0, out.stderr[-3000:]
+    done = record(tmp_path / "runs/table3_paper/synthetic/N+N/z1=3/z2=2/seed=0")
+    assert done["status"] == "complete" and done["config"]["semisup"]["prune_below"] == 1e-6
+    assert "M2 sees " in out.stderr + out.stdout and "of M1's 3 coordinates" in out.stderr + out.stdout

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from svae_bench.models.m2 import build_m2
 from svae_bench.models.vae import build_model
-from svae_bench.tasks.m1m2_objective import M1M2, M2Objective
+from svae_bench.tasks.m1m2_objective import M1M2, M2Objective, active_coordinates
 
 
 def _model(joint: bool) -> M1M2:
@@ -134,3 +134,25 @@ def test_m1m2_trains_and_validates_in_float64_through_the_loop(z2_family: str) -
     assert all(p.dtype == torch.float64 for p in model.parameters())
     assert len(result.history) == 2 and all(math.isfinite(r["val_bound"]) for r in result.history)
     assert model.predict(data.test.x).dtype == torch.int64
+
+
+def test_pruning_keeps_the_coordinates_whose_location_varies_and_m2_sees_only_those() -> None:
+    """Kingma et al.'s pruning: a coordinate whose posterior location hardly varies over the images
+    (a switched-off dimension) is dropped; M2's codes are the kept coordinates of M1's, in order,
+    for the location and for samples alike."""
+    torch.manual_seed(0)
+    m1 = build_model(latent="gaussian", hidden_dims=[16], latent_dim=4, observed_dim=12, likelihood="bernoulli")
+    with torch.no_grad():  # coordinates 1 and 3 switched off: their location is a constant
+        m1.head.linear.weight[[1, 3]] = 0.0
+        m1.head.linear.bias[[1, 3]] = 0.25
+    x = torch.bernoulli(torch.full((50, 12), 0.5), generator=torch.Generator().manual_seed(6))
+    keep = active_coordinates(m1, x, 0.01)
+    assert keep.tolist() == [0, 2] and keep.dtype == torch.int64
+    m2 = build_m2(z1_ambient=2, z1_family="gaussian", z2_dim=2, z2_family="gaussian", hidden_dims=[8], n_classes=3)
+    model = M1M2(m1, m2, joint=True, keep=keep)
+    torch.testing.assert_close(model.codes(x, False), m1.code(x)[:, [0, 2]])
+    torch.manual_seed(7)
+    sampled = model.codes(x, True)
+    torch.manual_seed(7)
+    torch.testing.assert_close(sampled, m1.head.posterior(m1.encoder(x)).rsample()[:, [0, 2]])
+    assert "keep" in model.state_dict()  # a checkpoint carries the choice, so a resumed run keeps it

@@ -38,7 +38,7 @@ from ..records import CHECKPOINT_FILE, format_number, is_complete_record, is_loc
 from ..training import train
 from .base import RunContext, Task, TaskOutput, loop_fields
 from .harness import config_differences, run_one, without_keys
-from .m1m2_objective import M1M2, M2Objective
+from .m1m2_objective import M1M2, M2Objective, active_coordinates
 from .registry import register_task
 from .vae import VaeTask, model_for, plain, set_up_process
 from .vae_checks import n_train_points
@@ -59,6 +59,7 @@ SEMISUP = {
     "z1": one_of("mean", "sample"),
     "early_stop": one_of("bound", "accuracy"),
     "warmup_epochs": integer(0),
+    "prune_below": number(0),
     "m1_experiment": name,
 }
 M2_TRAINER = {
@@ -76,6 +77,8 @@ OWN_KEYS = ("semisup", "family", "task", "experiment_name")
 M1_IGNORED = ("n_seeds", *VaeTask.resume_ignored)
 #: seconds between looks at an M1 run another process is training
 M1_POLL_SECONDS = 10.0
+#: unlabelled images on which semisup.prune_below measures M1's coordinates (Kingma et al.'s 1000)
+PRUNE_IMAGES = 1000
 
 
 def m1_values(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,6 +140,11 @@ class M1M2Task(Task):
             raise ConfigError(
                 f"family={family} needs model.latent={m1_latent} and semisup.z2_latent={z2_latent}; got "
                 f"{values['model']['latent']} and {semisup['z2_latent']} (choose the family, not the model)"
+            )
+        if semisup.get("prune_below", 0) > 0 and m1_latent != "gaussian":
+            raise ConfigError(
+                f"semisup.prune_below={semisup['prune_below']} drops coordinates of a Gaussian M1's code; "
+                f"family={family} has a spherical M1, whose coordinates cannot be dropped (allowed: 0)"
             )
         if values["beta"] != 1.0:
             raise ConfigError(f"beta={values['beta']} must be 1 for M1+M2 (M1 is a Table 1 run)")
@@ -202,9 +210,18 @@ class M1M2Task(Task):
         m1.load_state_dict(weights["model"])
         semisup = values["semisup"]
         n_classes = int(data.train.y.max()) + 1
+        keep = None
+        if semisup.get("prune_below", 0) > 0:  # Kingma et al.: M1's location on 1000 unlabelled images
+            unlabelled = torch.ones(len(data.train), dtype=torch.bool)
+            unlabelled[prepared.labelled] = False
+            probe = data.train.x[torch.nonzero(unlabelled).reshape(-1)[:PRUNE_IMAGES]]
+            keep = active_coordinates(m1, probe, float(semisup["prune_below"]))
+            if keep.numel() == 0:
+                raise ConfigError(f"semisup.prune_below={semisup['prune_below']} drops every coordinate of M1's code")
+            log.info("M2 sees %d of M1's %d coordinates", keep.numel(), m1.head.ambient_dim)
         torch.manual_seed(int(cfg.seed))  # M2's initial weights: a function of the seed
         m2 = build_m2(
-            z1_ambient=m1.head.ambient_dim,
+            z1_ambient=m1.head.ambient_dim if keep is None else keep.numel(),
             z1_family=values["model"]["latent"],
             z2_dim=semisup["z2_dim"],
             z2_family=semisup["z2_latent"],
@@ -213,7 +230,7 @@ class M1M2Task(Task):
             n_classes=n_classes,
             concentration_offset=values["model"].get("concentration_offset", 1.0),
         )
-        model = M1M2(m1, m2, joint=semisup["training"] == "joint").to(device)
+        model = M1M2(m1, m2, joint=semisup["training"] == "joint", keep=keep).to(device)
         gen = torch.Generator().manual_seed(int(cfg.seed) + 4)
         labelled_x = data.train.x[prepared.labelled]
         if data.binarize_train:

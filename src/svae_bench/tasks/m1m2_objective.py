@@ -19,6 +19,8 @@ training and in the validation bound alike (test accuracy always reads the locat
 samples: the N-VAE switches dimensions off, their posterior mean is the same for every image,
 and a Gaussian p(z1 | y, z2) fitted to means has unbounded density there (at z1 = 50 the bound
 reached +185 nats and accuracy 10%; results/README.md, "table3"); Kingma et al.'s code samples too.
+Their other guard, dropping the coordinates whose location varies less than 0.1 over 1000
+unlabelled images, is ``semisup.prune_below`` (:func:`active_coordinates`; off by default).
 Two-stage training keeps M1 fixed (no gradient reaches it); joint training also follows
 M1's own ELBO on the batch and lets M2's gradient reach M1's encoder through the
 reparameterised z1.
@@ -61,20 +63,35 @@ METRIC_COLUMNS = [
 VALIDATION_BATCH = 500
 
 
+def active_coordinates(m1: VAE, x: Tensor, min_std: float) -> Tensor:
+    """The coordinates (int64 indices) of M1's posterior location whose standard deviation over the
+    images x (N, D) exceeds ``min_std``: Kingma et al.'s test for a switched-off dimension (0.1 over
+    1000 unlabelled images in their learn_yz_x_ss.py)."""
+    with torch.no_grad():
+        loc = m1.head.code(m1.head.posterior(m1.encoder(x)))
+    return torch.nonzero(loc.std(0) > min_std).reshape(-1)
+
+
 class M1M2(nn.Module):
     """M1 (a trained VAE) and M2 over its codes, trained as one module."""
 
-    def __init__(self, m1: VAE, m2: M2, joint: bool):
+    def __init__(self, m1: VAE, m2: M2, joint: bool, keep: Tensor | None = None):
+        """``keep`` (n1,) int64: the coordinates of M1's code that M2 sees (Kingma et al.'s pruning
+        of switched-off dimensions; None: all). A buffer, so a checkpoint carries it."""
         super().__init__()
         self.m1, self.m2, self.joint = m1, m2, joint
+        self.register_buffer("keep", keep)
         for p in m1.parameters():
             p.requires_grad_(joint)
+
+    def _kept(self, z1: Tensor) -> Tensor:
+        return z1 if self.keep is None else z1.index_select(-1, self.keep)
 
     def codes(self, x: Tensor, sample: bool) -> Tensor:
         """z1 for images x (B, D): the posterior's location, or a sample (B, n1)."""
         with torch.set_grad_enabled(self.joint and torch.is_grad_enabled()):
             q = self.m1.head.posterior(self.m1.encoder(x))
-            return q.rsample() if sample else self.m1.head.code(q)
+            return self._kept(q.rsample() if sample else self.m1.head.code(q))
 
     def codes_and_elbo(self, x: Tensor, sample: bool) -> tuple[Tensor, Tensor | None]:
         """z1 for images x (B, n1) and, when training jointly, M1's one-sample ELBO on x (the batch
@@ -82,7 +99,7 @@ class M1M2(nn.Module):
         if not (self.joint and torch.is_grad_enabled()):
             return self.codes(x, sample), None
         q = self.m1.head.posterior(self.m1.encoder(x))
-        z1 = q.rsample() if sample else self.m1.head.code(q)
+        z1 = self._kept(q.rsample() if sample else self.m1.head.code(q))
         return z1, self.m1.posterior_terms(x, q).elbo
 
     @torch.no_grad()
