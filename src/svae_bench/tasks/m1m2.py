@@ -212,9 +212,7 @@ class M1M2Task(Task):
         n_classes = int(data.train.y.max()) + 1
         keep = None
         if semisup.get("prune_below", 0) > 0:  # Kingma et al.: M1's location on 1000 unlabelled images
-            unlabelled = torch.ones(len(data.train), dtype=torch.bool)
-            unlabelled[prepared.labelled] = False
-            probe = data.train.x[torch.nonzero(unlabelled).reshape(-1)[:PRUNE_IMAGES]]
+            probe = data.train.x[unlabelled_indices(len(data.train), prepared.labelled)[:PRUNE_IMAGES]]
             keep = active_coordinates(m1, probe, float(semisup["prune_below"]))
             if keep.numel() == 0:
                 raise ConfigError(f"semisup.prune_below={semisup['prune_below']} drops every coordinate of M1's code")
@@ -280,11 +278,17 @@ class M1M2Task(Task):
         )
 
 
+def unlabelled_indices(n_train: int, labelled: torch.Tensor) -> torch.Tensor:
+    """The training indices (ascending, int64) not in ``labelled``: M2's unlabelled images."""
+    mask = torch.ones(n_train, dtype=torch.bool)
+    mask[labelled] = False
+    return torch.nonzero(mask).reshape(-1)
+
+
 def unlabelled_only(data: DataBundle, labelled: torch.Tensor) -> DataBundle:
     """``data`` with its training split cut to the images not in ``labelled`` (indices into it): the
     unlabelled stream of M2's training, so that no labelled image also counts as an unlabelled one."""
-    keep = torch.ones(len(data.train), dtype=torch.bool)
-    keep[labelled] = False
+    keep = unlabelled_indices(len(data.train), labelled)
     train = data.train
     truth = None if train.truth is None else train.truth[keep]
     return dataclasses.replace(data, train=Split(train.x[keep], train.y[keep], truth))
