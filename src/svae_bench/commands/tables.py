@@ -30,7 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="svae-bench tables",
-        description="Collect result.json records into runs.csv, summary.csv and the paper's Tables 1 and 2.",
+        description=(
+            "Collect result.json records into runs.csv, summary.csv and every paper table their runs "
+            "fill (Tables 1-4, each with a comparison against the published numbers)."
+        ),
     )
     add_arguments(parser)
     return parser
