@@ -20,8 +20,8 @@ alike (test accuracy always reads the location). With the location, M2's bound i
 anything the joint model samples and it can grow without limit: M2 fits p(z1 | y, z2) ever more
 tightly to codes that joint training is free to pack together, with no entropy term to stop it. At
 z1 = 50 the bound rose to about +200 nats; N+N fell to 10% accuracy (the N-VAE's switched-off
-dimensions have the same mean for every image), S+S (50, 5) to 73% and 81% and S+N (50, 5) to about
-85% (88.6% sampled); results/README.md, "table3". Kingma et al.'s other guard, dropping the
+dimensions have the same mean for every image), S+S (50, 5) to 73% and 81% and S+N (50, 5) to
+84.6% (88.6% sampled); results/README.md, "table3". Kingma et al.'s other guard, dropping the
 coordinates whose location varies less than 0.1 over 1000 unlabelled images (on for family N+N),
 is ``semisup.prune_below`` (:func:`active_coordinates`; off by default).
 Two-stage training keeps M1 fixed (no gradient reaches it); joint training also follows
