@@ -2,7 +2,7 @@
 
 Usage:
     python scripts/bench_m2.py [--data-root DIR] [--threads 1] [--cells 10,10 50,50]
-                               [--family S+N] [--repeats 3] [--quick] [--json FILE]
+                               [--family S+N] [--z1 sample|mean] [--repeats 3] [--quick] [--json FILE]
 
 In one process, on dynamically binarised MNIST (50k training images, the paper's MLP
 784-256-128 for M1; M2 with one hidden layer of 500 per network, 100 labels), for each
@@ -55,6 +55,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cells", nargs="+", default=["10,10", "50,50"], help="z1,z2 pairs")
     p.add_argument("--family", default="S+N", choices=sorted(FAMILIES))
+    p.add_argument("--z1", default="sample", choices=["sample", "mean"], help="M2's input (the task's semisup.z1)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json", type=Path, default=None)
@@ -74,10 +75,11 @@ def main() -> None:
     )
     labelled = labelled_subset(data.train.y, 100, seed=0)
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32 CPU; family {args.family}; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32 CPU; family {args.family}, "
+        f"z1 {args.z1}; "
         f"{n_train} images timed per epoch{' (scaled to 50k)' if args.quick else ''}"
     )
-    out: dict = {"threads": args.threads, "family": args.family, "quick": args.quick, "cells": {}}
+    out: dict = {"threads": args.threads, "family": args.family, "z1": args.z1, "quick": args.quick, "cells": {}}
     for cell in args.cells:
         z1, z2 = (int(v) for v in cell.split(","))
         torch.manual_seed(0)
@@ -90,6 +92,7 @@ def main() -> None:
             labelled_y=data.train.y[labelled],
             n_train=len(data.train),
             val_y=small.val.y,
+            z1=args.z1,
         )
         m1_times, m2_times, joint_times = [], [], []
         for r in range(args.repeats):

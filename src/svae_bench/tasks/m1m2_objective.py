@@ -130,7 +130,7 @@ class M2Objective:
     n_train: int
     val_y: Tensor
     alpha: float = 10.0
-    z1: str = "mean"
+    z1: str = "sample"
     early_stop: str = "bound"
     warmup_epochs: int = 0
     columns: ClassVar[list[str]] = METRIC_COLUMNS
