@@ -22,6 +22,7 @@ def _model(joint: bool) -> M1M2:
 
 
 def _objective(alpha: float = 0.1) -> M2Objective:
+    """z1 = M1's location (not the task's default sample), so that the codes are deterministic."""
     gen = torch.Generator().manual_seed(1)
     return M2Objective(
         labelled_x=torch.bernoulli(torch.full((6, 12), 0.5), generator=gen),
@@ -29,6 +30,7 @@ def _objective(alpha: float = 0.1) -> M2Objective:
         n_train=60,
         val_y=torch.zeros(5, dtype=torch.int64),
         alpha=alpha,
+        z1="mean",
     )
 
 
