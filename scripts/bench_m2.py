@@ -36,7 +36,7 @@ from svae_bench.data.labels import labelled_subset
 from svae_bench.data.mnist import default_data_root
 from svae_bench.models.m2 import build_m2
 from svae_bench.tasks.m1m2 import FAMILIES
-from svae_bench.tasks.m1m2_objective import M1M2, M2Objective
+from svae_bench.tasks.m1m2_objective import M1M2, Z1_INPUTS, M2Objective
 from svae_bench.tasks.vae import model_for
 from svae_bench.tasks.vae_objective import VaeObjective
 from svae_bench.training import TrainSettings, train
@@ -55,7 +55,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cells", nargs="+", default=["10,10", "50,50"], help="z1,z2 pairs")
     p.add_argument("--family", default="S+N", choices=sorted(FAMILIES))
-    p.add_argument("--z1", default="sample", choices=["sample", "mean"], help="M2's input (the task's semisup.z1)")
+    p.add_argument("--z1", default="sample", choices=Z1_INPUTS, help="M2's input (the task's semisup.z1)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json", type=Path, default=None)

@@ -38,7 +38,7 @@ from ..records import CHECKPOINT_FILE, format_number, is_complete_record, is_loc
 from ..training import train
 from .base import RunContext, Task, TaskOutput, loop_fields
 from .harness import config_differences, run_one, without_keys
-from .m1m2_objective import M1M2, M2Objective, active_coordinates
+from .m1m2_objective import M1M2, Z1_INPUTS, M2Objective, active_coordinates
 from .registry import register_task
 from .vae import VaeTask, model_for, plain, set_up_process
 from .vae_checks import n_train_points
@@ -56,7 +56,7 @@ SEMISUP = {
     "hidden_dims": list_of(positive_int(10**5), "positive integers"),
     "activation": one_of(*ACTIVATIONS),
     "training": one_of("two_stage", "joint"),
-    "z1": one_of("mean", "sample"),
+    "z1": one_of(*Z1_INPUTS),
     "early_stop": one_of("bound", "accuracy"),
     "warmup_epochs": integer(0),
     "prune_below": number(0),

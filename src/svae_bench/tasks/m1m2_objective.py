@@ -51,6 +51,8 @@ from ..models import VAE
 from ..models.m2 import M2
 from ..training import warmup_fraction
 
+#: what M2 may read as z1 (``semisup.z1``): M1's posterior location, or a draw of q(z1 | x)
+Z1_INPUTS = ("mean", "sample")
 METRIC_COLUMNS = [
     "epoch",
     "train_objective",
