@@ -17,6 +17,11 @@ In one process, on dynamically binarised MNIST (50k training images, the paper's
 Both with a validation pass of 64 points only; median over --repeats epochs, M1 and M2
 interleaved so that machine noise hits all alike. Target: M2 / M1 <= 2 at (10, 10).
 --quick times 12800 images per epoch (scaled to 50k). Writes nothing but --json.
+
+M2's networks use softplus (Kingma et al.), and on an AVX512 CPU PyTorch 2.14's float32
+softplus is about 4x slower than its AVX2 kernel: ``ATEN_CPU_CAPABILITY=avx2`` (an environment
+variable PyTorch reads) cut the M2 epoch by about 45% on the project's machine (results/README.md,
+"bench"). The header line names the kernels used.
 """
 
 from __future__ import annotations
@@ -75,11 +80,19 @@ def main() -> None:
     )
     labelled = labelled_subset(data.train.y, 100, seed=0)
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32 CPU; family {args.family}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32 CPU "
+        f"({torch.backends.cpu.get_cpu_capability()} kernels); family {args.family}, "
         f"z1 {args.z1}; "
         f"{n_train} images timed per epoch{' (scaled to 50k)' if args.quick else ''}"
     )
-    out: dict = {"threads": args.threads, "family": args.family, "z1": args.z1, "quick": args.quick, "cells": {}}
+    out: dict = {
+        "threads": args.threads,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "family": args.family,
+        "z1": args.z1,
+        "quick": args.quick,
+        "cells": {},
+    }
     for cell in args.cells:
         z1, z2 = (int(v) for v in cell.split(","))
         torch.manual_seed(0)
