@@ -12,13 +12,15 @@
 # spare their training). N_JOBS (default 2) jobs at a time, one thread each, under nice -n 19;
 # scripts/collect_sweep.sh copies finished records back for committing.
 set -euo pipefail
-# 71d5e4d: N+N draws z1 (conf/family/N+N.yaml). The S+S and S+N runs made at 24dcfe5 (the mean for
-# every family) are kept: for those families the two commits train the same thing.
-# 0607248: N+N also prunes M1's switched-off coordinates; it changes nothing at z1 = 5 and 10 (every
-# coordinate kept), so the N+N runs made there at 71d5e4d are kept as well.
-# 56b13a9: S+S and S+N draw z1 too (with the mean both lost accuracy at z1 = 50 while M2's bound
-# grew); their runs made with the mean are the ablation results/table3_laptop_s_z1mean. N+N trains
-# the same thing as at 0607248, so its runs are kept.
+# Pinned at 56b13a9 (every family draws z1 from q(z1|x); N+N also prunes). Records kept from
+# earlier pins because those trained the same thing: N+N at z1 = 5 and 10 from 71d5e4d (sampling;
+# pruning keeps every coordinate there) and N+N at z1 = 50 from 0607248. What the older pins made
+# and was not kept is an ablation under results/ (table3_laptop_alpha01, _nn_z1mean, _s_z1mean);
+# results/README.md, "table3", says why each pin changed.
+#
+# On a CPU with AVX2 the sweep asks PyTorch for its AVX2 kernels (unless ATEN_CPU_CAPABILITY is
+# set): on an AVX512 machine PyTorch 2.14's float32 softplus, half of an M2 step, is 4x slower
+# with the AVX512 ones (README, Table 3; the sweep ran so from 2026-12-07 06:29).
 COMMIT=56b13a9
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${1:-/work/sweeps}
@@ -27,6 +29,7 @@ NAME=table3_laptop
 # shellcheck source=scripts/sweep_common.sh
 source "$REPO/scripts/sweep_common.sh"
 cd "$CODE"
+if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then export ATEN_CPU_CAPABILITY=${ATEN_CPU_CAPABILITY:-avx2}; fi
 # z1 outermost: the cells of one z1 share their M1s (one per family's M1 latent and seed); S+N first
 for z1 in 10 5 50; do
     nice -n 19 "$VENV/bin/svae-bench" run -m experiment=table3 budget=laptop latent_dim=$z1 \
