@@ -55,7 +55,7 @@ def test_run_writes_a_complete_record(one_run):
     )
     assert (result["beta"], result["seed"], result["epochs"]) == (1.0, 0, 2)
     m = result["metrics"]
-    assert set(m) == {"elbo", "re", "kl", "ll", "knn_acc"} and set(m["knn_acc"]) == {"100", "600", "1000"}
+    assert set(m) == {"elbo", "re", "kl", "ll", "ll_tf_example", "knn_acc"} and set(m["knn_acc"]) == {"100", "600", "1000"}
     assert m["kl"] >= 0 and abs(m["elbo"] - (m["re"] - m["kl"])) < 1e-9
     assert result["versions"]["torch"] and "train_seconds" in result and "git_commit" in result
     assert "name: svae" in (run_dir / "config.yaml").read_text() and (run_dir / "checkpoint.pt").exists()
@@ -123,7 +123,7 @@ def test_ae_and_power_spherical_runs(tmp_path):
     ae = json.loads((tmp_path / "runs/default/synthetic/ae/d=2/beta=1/seed=0/result.json").read_text())
     ps = json.loads((tmp_path / "runs/default/synthetic/psvae/d=2/beta=1/seed=0/result.json").read_text())
     assert set(ae["metrics"]) == {"re", "knn_acc"} and ae["ambient_dim"] == 2
-    assert set(ps["metrics"]) == {"elbo", "re", "kl", "ll", "knn_acc"} and ps["ambient_dim"] == 3
+    assert set(ps["metrics"]) == {"elbo", "re", "kl", "ll", "ll_tf_example", "knn_acc"} and ps["ambient_dim"] == 3
 
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "MNIST" / "raw"

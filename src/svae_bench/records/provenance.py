@@ -8,7 +8,9 @@ from pathlib import Path
 
 
 def versions() -> dict[str, str]:
-    """Versions of the packages that determine a result."""
+    """Versions of the packages that determine a result, and the CPU kernels PyTorch dispatches to
+    (``torch-cpu-kernels``: e.g. AVX512 or AVX2, set by ATEN_CPU_CAPABILITY; their roundings differ,
+    so runs made with different kernels are not bitwise equal)."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
@@ -17,6 +19,12 @@ def versions() -> dict[str, str]:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
             out[pkg] = "not installed"
+    try:
+        import torch
+
+        out["torch-cpu-kernels"] = str(torch.backends.cpu.get_cpu_capability())
+    except (ImportError, AttributeError, RuntimeError):
+        out["torch-cpu-kernels"] = "unknown"
     return out
 
 
