@@ -30,15 +30,17 @@ fi
 
 # table1_sweep BUDGET D...: the Table 1 sweep at one budget, both models, 3 seeds, one multirun per
 # d in the order given (the experiment's own sweep puts model outermost), N_JOBS (default 2) jobs
-# at a time with one thread each, under nice -n 19, with the pinned clone's venv.
+# at a time with one thread each, under nice -n 19, with the pinned clone's venv. The words of
+# TABLE1_EXTRA (default none) are added to every run's overrides (e.g. an ablation's epoch cap).
 table1_sweep() {
     local budget=$1 d
     shift
     for d in "$@"; do
+        # shellcheck disable=SC2086
         nice -n 19 "$VENV/bin/svae-bench" run -m experiment=table1 budget="$budget" \
             latent_dim="$d" 'seed=range(3)' model=svae,nvae \
             hydra/launcher=joblib hydra.launcher.n_jobs="${N_JOBS:-2}" \
             trainer.num_threads=1 trainer.progress=false \
-            dataset.data_root="$DATA" runs_root="$RUNS"
+            dataset.data_root="$DATA" runs_root="$RUNS" ${TABLE1_EXTRA:-}
     done
 }
