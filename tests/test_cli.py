@@ -55,7 +55,11 @@ def test_run_writes_a_complete_record(one_run):
     )
     assert (result["beta"], result["seed"], result["epochs"]) == (1.0, 0, 2)
     m = result["metrics"]
-    assert set(m) == {"elbo", "re", "kl", "ll", "ll_tf_example", "knn_acc"} and set(m["knn_acc"]) == {"100", "600", "1000"}
+    assert set(m) == {"elbo", "re", "kl", "ll", "ll_tf_example", "knn_acc"} and set(m["knn_acc"]) == {
+        "100",
+        "600",
+        "1000",
+    }
     assert m["kl"] >= 0 and abs(m["elbo"] - (m["re"] - m["kl"])) < 1e-9
     assert result["versions"]["torch"] and "train_seconds" in result and "git_commit" in result
     assert "name: svae" in (run_dir / "config.yaml").read_text() and (run_dir / "checkpoint.pt").exists()
