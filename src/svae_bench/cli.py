@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from .commands import COMMANDS, load
@@ -13,6 +14,9 @@ commands:
             -m/--multirun sweeps, --cfg job, --help); e.g.
               svae-bench run model=svae latent_dim=10
               svae-bench run -m model=nvae,svae latent_dim=2,5,10 'seed=range(3)'
+  evaluate  evaluate complete runs again from their checkpoints (new metrics,
+            other eval.* settings), without training
+              svae-bench evaluate --runs runs --experiment table1_paper
   tables    collect result.json records into CSV / LaTeX / Markdown tables
               svae-bench tables --runs runs --out tables
   figures   compose the latent-space figure of an experiment
@@ -45,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    return load(command).main(rest)
+    try:
+        return load(command).main(rest)
+    except BrokenPipeError:  # `svae-bench ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-COMMANDS = ("run", "tables", "figures", "status", "data")
+COMMANDS = ("run", "evaluate", "tables", "figures", "status", "data")
 
 
 def load(name: str) -> ModuleType:

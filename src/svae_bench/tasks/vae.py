@@ -13,17 +13,21 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from .. import conf as conf_package
 from ..checks import check_device
 from ..data import DataBundle, build_dataset, check_data_available
+from ..errors import ConfigError
 from ..models import VAE, build_model
 from ..plots import save_latent_png
-from ..records import format_number, write_bytes_atomic
+from ..records import CHECKPOINT_FILE, format_number, write_bytes_atomic
 from .base import RunContext, Task, TaskOutput, loop_fields, model_identity
 from .registry import register_task
 from .vae_checks import check_run_config
@@ -87,6 +91,24 @@ class VaeTask(Task):
             f"{len(prepared.data.train)} train points"
         )
 
+    reevaluates = True
+
+    def eval_defaults(self) -> dict[str, Any]:
+        return plain(OmegaConf.load(resources.files(conf_package) / "eval" / "default.yaml"))
+
+    def reevaluate(self, cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+        """:meth:`run`'s evaluation of the weights in ``run_dir``'s checkpoint.pt, with the same seeds."""
+        prepared = self.prepare(cfg)
+        load_weights(prepared.model, run_dir / CHECKPOINT_FILE)
+        return self.evaluate(cfg, prepared)
+
+    def evaluate(self, cfg: DictConfig, prepared: Prepared) -> dict[str, Any]:
+        """The test metrics of the trained ``prepared.model`` (vae_metrics.evaluate), noise seeded by the run's seed."""
+        data, device = prepared.data, prepared.device
+        torch.manual_seed(int(cfg.seed) + 3)
+        test_x, test_y = data.test.x.to(device), data.test.y
+        return evaluate(prepared.model, data.train.x.to(device), data.train.y, test_x, test_y, cfg.eval, int(cfg.seed))
+
     def run(self, cfg: DictConfig, prepared: Prepared, ctx: RunContext) -> TaskOutput:
         model, data, device = prepared.model, prepared.data, prepared.device
         result = train_vae(
@@ -100,9 +122,7 @@ class VaeTask(Task):
         ctx.save_checkpoint(model, result.best_epoch)
 
         t0 = time.perf_counter()
-        torch.manual_seed(int(cfg.seed) + 3)
-        test_x, test_y = data.test.x.to(device), data.test.y
-        metrics = evaluate(model, data.train.x.to(device), data.train.y, test_x, test_y, cfg.eval, int(cfg.seed))
+        metrics = self.evaluate(cfg, prepared)
         eval_seconds = time.perf_counter() - t0
         save_latent(ctx.out_dir, model, data, cfg)
         return TaskOutput(
@@ -116,6 +136,22 @@ class VaeTask(Task):
             },
             summary=summary_line(metrics),
         )
+
+
+def load_weights(model: VAE, path: Path) -> None:
+    """The weights of a checkpoint.pt into ``model`` (``weights_only``: loading runs no code);
+    ConfigError (one line) when the file cannot be read or its tensors do not fit the model."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling refused, truncated or not a torch file
+        raise ConfigError(f"{path} cannot be loaded as weights: {str(err).splitlines()[0][:200]}") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("model"), dict):
+        raise ConfigError(f"{path} is not a checkpoint of this project (a dict with the model's state_dict)")
+    try:
+        model.load_state_dict(saved["model"])
+    except (RuntimeError, TypeError, KeyError) as err:
+        first = str(err).splitlines()[0][:200]
+        raise ConfigError(f"{path} does not fit the model its run's config builds now: {first}") from None
 
 
 def set_up_process(cfg: DictConfig) -> torch.device:
