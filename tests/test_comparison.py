@@ -90,7 +90,9 @@ def test_reference_values_in_display_units() -> None:
     assert t1[("svae", 10, "ll")] == (-93.16, 0.31)
     assert t1[("nvae", 2, "kl")][0] == 7.24
     assert t2[("svae", 2, "knn_acc_100")][0] == 77.9
-    assert len(t1) == 40 and len(t2) == 30
+    # the paper's LL is the value of two of our columns: the honest LL and the TF example's estimator
+    assert t1[("svae", 10, "ll_tf_example")] == (-93.16, 0.31)
+    assert len(t1) == 40 + 10 and len(t2) == 30
 
 
 def test_comparison_rows_numbers(out: Path) -> None:
@@ -169,3 +171,52 @@ def test_document_with_comparisons_compiles(out: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert (out / "tables.pdf").stat().st_size > 0
+
+
+# LL_tf = ELBO + G: here the S-VAE's G is larger at d = 40, so the order flips under LL_tf
+LL_TF = {
+    ("nvae", 2): [-139.0, -139.4, -138.6],
+    ("svae", 2): [-131.0, -131.1, -130.9],
+    ("nvae", 40): [-95.0, -95.2, -94.8],
+    ("svae", 40): [-92.0, -92.1, -91.9],
+}
+
+
+def test_the_tf_estimator_is_compared_with_the_papers_ll_only(tmp_path: Path, capsys) -> None:
+    runs = write_runs(tmp_path / "runs")
+    for path in runs.rglob("result.json"):
+        rec = json.loads(path.read_text())
+        rec["metrics"]["ll_tf_example"] = LL_TF[(rec["model"], rec["latent_dim"])][rec["seed"]]
+        path.write_text(json.dumps(rec))
+    out = tmp_path / "out"
+    assert tables_cmd.main(["--runs", str(runs), "--out", str(out)]) == 0
+    capsys.readouterr()
+    frame = pd.read_csv(out / "table1_vs_paper.csv")
+    ref = comparison.load_reference().query("table == 'table1' and metric == 'LL'")
+    for d in (2, 40):
+        rows = frame[frame["d"] == d]
+        assert list(rows["metric"]) == ["ll", "ll_tf_example", "elbo", "re", "kl"]  # LL_tf right after LL
+        tf_row = rows[rows["metric"] == "ll_tf_example"].iloc[0]
+        for model in ("nvae", "svae"):
+            paper_ll = float(ref[(ref["model"] == model) & (ref["d"].astype(int) == d)]["mean"].iloc[0])
+            assert tf_row[f"{model}_paper_mean"] == paper_ll  # the paper's LL column, not another one
+            assert tf_row[f"{model}_mean"] == pytest.approx(np.mean(LL_TF[(model, d)]))
+            assert tf_row[f"{model}_diff"] == pytest.approx(np.mean(LL_TF[(model, d)]) - paper_ll)
+        expected_p = stats.ttest_ind(LL_TF[("svae", d)], LL_TF[("nvae", d)], equal_var=False).pvalue
+        assert tf_row["welch_p"] == pytest.approx(expected_p)
+    at40 = frame[(frame["d"] == 40)].set_index("metric")
+    assert at40.loc["ll", "our_order"] == -1.0 and at40.loc["ll_tf_example", "our_order"] == 1.0
+    md = (out / "table1_vs_paper.md").read_text()
+    assert "| 40 | LL_tf |" in md and "most likely measures LL_tf" in md
+    assert "mathrm{LL}_\\mathrm{TF}" in (out / "table1_vs_paper.tex").read_text()
+    # kept out of the headline tables: Table 1 itself, Table 2 and their CSV
+    for name in ("table1.md", "table1.tex", "table1.csv", "table2.md", "table2_vs_paper.csv"):
+        assert "ll_tf" not in (out / name).read_text().lower() and "LL_tf" not in (out / name).read_text()
+    assert "ll_tf_example" in (out / "runs.csv").read_text().splitlines()[0]
+
+
+def test_records_without_the_tf_estimator_keep_the_old_layout(out: Path) -> None:
+    assert "ll_tf_example" not in (out / "runs.csv").read_text().splitlines()[0]
+    frame = pd.read_csv(out / "table1_vs_paper.csv")
+    assert "ll_tf_example" not in set(frame["metric"])
+    assert "these runs predate LL_tf" in (out / "table1_vs_paper.md").read_text()

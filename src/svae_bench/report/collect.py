@@ -48,11 +48,13 @@ class MetricField:
 
     name: its key. per_labels: the value is an object {"<labels>": value} (labels an integer
     from 1 to 10^9), flattened to columns ``<name>_<labels>``. fraction: values lie in [0, 1].
+    optional: a metric that older records lack: a runs.csv column only where some record has it.
     """
 
     name: str
     per_labels: bool = False
     fraction: bool = False
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,7 @@ def parse_record(raw: Any, rel_path: str) -> dict[str, Any]:
     for field in kind.metrics:
         if field.per_labels:
             row.update(_per_labels(field, metrics.get(field.name)))
-        else:
+        elif not (field.optional and field.name not in metrics):
             value = metrics.get(field.name)
             row[field.name] = _checked(field, field.name, value, value)
     row[TASK_COLUMN] = kind.task
@@ -281,7 +283,10 @@ def metric_columns(columns: Iterable[str], kinds: Sequence[RecordKind]) -> list[
     columns = list(columns)
     out: list[str] = []
     for field in {f.name: f for kind in kinds for f in kind.metrics}.values():
-        out += label_columns(columns, field.name) if field.per_labels else [field.name]
+        if field.per_labels:
+            out += label_columns(columns, field.name)
+        elif not field.optional or field.name in columns:
+            out.append(field.name)
     return out
 
 

@@ -68,8 +68,8 @@ def reference_values(reference: pd.DataFrame, name: str) -> dict[tuple[str, Any,
         reference = paper.reference()
     for row in reference[reference["table"] == paper.reference_table].itertuples(index=False):
         column = paper.column(row.metric, None if pd.isna(row.labels) else int(row.labels))
-        if column is not None:
-            out[(row.model, parse_row(row.d), column)] = (float(row.mean), float(row.std))
+        for name in (column,) if isinstance(column, str) else column or ():
+            out[(row.model, parse_row(row.d), name)] = (float(row.mean), float(row.std))
     return out
 
 
@@ -163,7 +163,7 @@ def build_comparison(table: Table, reference: pd.DataFrame | None = None) -> Com
     published = reference_values(load_reference() if reference is None else reference, table.spec.name)
     rows: list[ComparisonRow] = []
     for (d,) in table.rows:
-        for column in table.shown_metrics:
+        for column in compared_columns(table):
             metric = column.metric
             if not all((model, d, metric) in published for model in models):
                 continue
@@ -178,6 +178,16 @@ def build_comparison(table: Table, reference: pd.DataFrame | None = None) -> Com
             paper_values = {m: published[(m, d, metric)] for m in models}
             rows.append(ComparisonRow(d, column, ours, paper_values, pvalue, bold, models))
     return Comparison(table, rows) if rows else None
+
+
+def compared_columns(table: Table) -> list[Column]:
+    """The table's columns, each followed by the compared-only columns placed after it."""
+    shown = table.shown_metrics
+    extra = [c for c in table.metrics.values() if c not in shown]
+    out: list[Column] = []
+    for column in shown:
+        out += [column, *(c for c in extra if c.after == column.metric)]
+    return out + [c for c in extra if c not in out]
 
 
 def build_comparisons(tables: list[Table], reference: pd.DataFrame | None = None) -> list[Comparison]:
@@ -268,6 +278,7 @@ def comparison_caption(comp: Comparison, latex: bool) -> str:
         f"paper: published mean (std where published); {delta} = ours {minus} paper. "
         f"Order: {order}; holds: our order is the paper's. Bold: {bold}. "
         f"Source: {mk.code(comp.table.source)}."
+        + (f" {note}" if paper.note is not None and (note := paper.note(comp.columns, mk)) else "")
     )
 
 

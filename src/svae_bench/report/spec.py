@@ -5,7 +5,7 @@ columns it shows (:class:`Column`: labels, unit scale, decimals, whether the bet
 two compared models is bolded), its caption, and how the paper's published numbers map onto
 it (:class:`PaperComparison`). :mod:`svae_bench.report.tables` builds and renders any spec;
 nothing there knows a table by its number. Tables 1 and 2 are entries
-(:mod:`svae_bench.report.specs.mnist_vae`); a new table is a new module in
+(:mod:`svae_bench.report.specs.vae`); a new table is a new module in
 :mod:`svae_bench.report.specs` that calls :func:`register_table`.
 """
 
@@ -28,6 +28,7 @@ class Column:
     csv: the name in the table's CSV (``<model>_<csv>_{mean,std,n}``).
     compare: bold the best of the spec's compared models where Welch's test is significant.
     paper_label: its name in the comparison with the paper (default: ``label`` / ``latex``).
+    after: for a column of ``TableSpec.compared_only``, the metric it follows in the comparison.
     """
 
     metric: str
@@ -36,6 +37,7 @@ class Column:
     csv: str
     compare: bool = True
     paper_label: str | None = None
+    after: str | None = None
 
     def header(self, latex: bool) -> str:
         return self.latex if latex else self.label
@@ -50,20 +52,23 @@ class PaperComparison:
 
     reference_table: the ``table`` value of its rows in reference.csv.
     column(metric, labels): the runs.csv column a reference.csv row (metric, labels or None)
-        gives the paper's value of; None: a row this table does not show.
+        gives the paper's value of, or a tuple of columns compared with the same published value
+        (Table 1's LL: the honest estimate and the TF example's); None: a row this table does not show.
     datasets: the datasets the paper's numbers are for (other runs are not compared).
     what(columns, markup): what the compared cells are, for the caption.
     better(markup): which value is better, for the caption's bold rule.
     reference: the published rows when they are not in reference.csv: a function returning a frame
         with reference.csv's columns (table, model, d, metric, labels, mean, std), d the row key as text.
+    note(columns, markup): a sentence the caption ends with, given the compared columns ("" for none).
     """
 
     reference_table: str
-    column: Callable[[str, int | None], str | None]
+    column: Callable[[str, int | None], str | tuple[str, ...] | None]
     what: Callable[[Sequence[Column], Markup], str]
     better: Callable[[Markup], str]
     datasets: tuple[str, ...] = ("mnist",)
     reference: Callable[[], pd.DataFrame] | None = None
+    note: Callable[[Sequence[Column], Markup], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,9 @@ class TableSpec:
         the Markdown label. A tuple of columns keys rows by their values together, shown as
         "5/10" (Table 3's z1/z2).
     comparison: how it compares with the paper (None: not published).
+    compared_only(runs): metric columns that the comparison with the paper shows after the table's
+        own column of the same ``after`` metric but the table itself does not (Table 1's LL_tf: kept
+        out of the headline table); only those the runs have a value of.
     """
 
     name: str
@@ -99,6 +107,7 @@ class TableSpec:
     empty_note: str = "no values in these runs"
     row: tuple[str | tuple[str, ...], str, str] = ("latent_dim", "d", "$d$")
     comparison: PaperComparison | None = None
+    compared_only: Callable[[pd.DataFrame], Sequence[Column]] | None = None
 
 
 TABLE_SPECS: dict[str, TableSpec] = {}

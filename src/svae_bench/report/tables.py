@@ -175,6 +175,8 @@ def build_table(spec: TableSpec, group: pd.DataFrame, experiment: str, dataset: 
     selected, choice = select_beta(group)
     metrics = {c.metric: c for c in spec.columns(selected)}
     names = list(metrics)
+    extra = [c for c in (spec.compared_only(selected) if spec.compared_only else ()) if c.metric in selected]
+    extra = [c for c in extra if selected[c.metric].notna().any() and c.metric not in metrics]
     if spec.measured_models_only:
         measured = selected[names].notna().any(axis=1) if names else pd.Series(False, index=selected.index)
         models = ordered_models(selected.loc[measured, "model"])
@@ -183,12 +185,13 @@ def build_table(spec: TableSpec, group: pd.DataFrame, experiment: str, dataset: 
     cells: dict[Cell, Stat] = {}
     for (model, *keys), frame in selected.groupby(["model", *_row_cols(spec, choice.row_names)]):
         row = _row_key(spec, choice.row_names, keys)
-        for metric in names:
+        for metric in [*names, *(c.metric for c in extra)]:
             values = frame[metric].to_numpy(dtype=float) * spec.scale
             cells[(row, (model, metric))] = Stat(values[np.isfinite(values)])
     columns = [(model, metric) for model in models for metric in names]
     rows = sorted({row for (row, col), stat in cells.items() if stat.n and col in columns})
     budgets = tuple(sorted(set(selected["budget"]))) if "budget" in selected else ()
+    metrics.update({c.metric: c for c in extra})  # compared with the paper, not shown: not in ``columns``
     table = Table(spec, experiment, dataset, rows, columns, metrics, cells, choice, source, budgets=budgets)
     table.bold = default_bold(table)
     return table
@@ -199,7 +202,7 @@ def default_bold(table: Table) -> set[Cell]:
     against each other compared model gives p < 0.01, in the columns the spec compares."""
     bold: set[Cell] = set()
     for row in table.rows:
-        for column in table.shown_metrics:
+        for column in table.metrics.values():  # the shown ones, and those compared with the paper only
             if not column.compare:
                 continue
             stats = [table.stat(row, (model, column.metric)) for model in table.spec.compared]
