@@ -17,6 +17,7 @@ from pathlib import Path
 from ..checks import check_inside
 from ..errors import ConfigError
 from ..tasks import get_task
+from ..tasks.tracking import check_logger
 from .sweep import Job, _is_glob, _values, compose_jobs, group_options, override_args
 
 
@@ -36,6 +37,7 @@ def check_job(job: Job, checked_data: set | None = None) -> None:
     its run directory lies inside its runs root, and that the runs root is writable."""
     task = get_task(job.values.get("task", "vae"))
     values = task.check(job.values)
+    check_logger(job.values.get("logger"))
     data_key = task.data_key(values)
     key = None if data_key is None else (task.name, data_key)
     if checked_data is None or key is None or key not in checked_data:

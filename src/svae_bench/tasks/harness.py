@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..records import (
     CONFIG_FILE,
     RESULT_FILE,
+    STATE_FILE,
     RunLock,
     complete_record,
     failed_record,
@@ -35,8 +36,11 @@ from ..records import (
 from ..training import TrainingFailed, remove_state
 from .base import RunContext, Task
 from .registry import get_task
+from .tracking import check_logger, metrics_rows, open_tracker
 
 log = logging.getLogger("svae_bench")
+#: config keys that never make two runs different: bookkeeping, and the tracker a run reports to
+NEVER_COMPARED = ("force", "runs_root", "logger")
 
 
 def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -45,7 +49,7 @@ def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     out: list[str] = []
     for key in keys:
         name = f"{prefix}{key}"
-        if name in ("force", "runs_root"):
+        if name in NEVER_COMPARED:
             continue
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
@@ -69,14 +73,16 @@ def without_keys(values: dict, dotted_keys: tuple[str, ...]) -> dict:
 
 
 def resume_values(cfg: DictConfig, ignored: tuple[str, ...]) -> dict:
-    """The resolved config without the values that do not affect training (a task's resume_ignored)."""
-    return without_keys(OmegaConf.to_container(cfg, resolve=True), ignored)
+    """The resolved config without the values that do not affect training (a task's resume_ignored,
+    and the tracker it reports to)."""
+    return without_keys(OmegaConf.to_container(cfg, resolve=True), ("logger", *ignored))
 
 
 def run_one(cfg: DictConfig, out_dir: Path) -> dict | None:
     """Run the config's task in ``out_dir`` and record it; returns the record (None if skipped)."""
     task = get_task(cfg.get("task", "vae"))
     task.check(cfg)  # every value, before anything is read or written
+    check_logger(cfg.get("logger"))  # a tracker whose package is missing: refused here, not after training
     previous = read_result(out_dir)
     if is_complete_record(previous) and not cfg.force:
         skip_complete(cfg, out_dir, previous)
@@ -137,12 +143,19 @@ def _run_and_record(task: Task, cfg: DictConfig, out_dir: Path, prepared) -> dic
     write_status(out_dir, "running", epoch=0)
     log.info("run %s: %s", out_dir, task.describe(cfg, prepared))
     config = OmegaConf.to_container(cfg, resolve=True)
-    ctx = RunContext(
-        out_dir, resume_values(cfg, task.resume_ignored), lambda epoch: write_status(out_dir, "running", epoch=epoch)
-    )
+    fresh = not (out_dir / STATE_FILE).exists()  # nothing to resume: a new tracker run too
+    tracker = open_tracker(config.get("logger"), out_dir, Path(str(cfg.runs_root)), str(cfg.experiment_name), fresh)
+    tracker.start(config)
+
+    def on_epoch(epoch: int) -> None:
+        tracker.log_epochs(metrics_rows(out_dir))
+        write_status(out_dir, "running", epoch=epoch)
+
+    ctx = RunContext(out_dir, resume_values(cfg, task.resume_ignored), on_epoch)
     try:
         output = task.run(cfg, prepared, ctx)
     except TrainingFailed as err:
+        tracker.fail(err.reason)
         # A record that says failed, with no metrics: tables report it as skipped, never use it.
         write_json_atomic(
             out_dir / RESULT_FILE,
@@ -156,6 +169,7 @@ def _run_and_record(task: Task, cfg: DictConfig, out_dir: Path, prepared) -> dic
     except Exception as err:
         # Not a result: status.json says failed with the reason, so `status` never shows it as running.
         write_status(out_dir, "failed", reason=f"{type(err).__name__}: {str(err)[:300]}")
+        tracker.fail(f"{type(err).__name__}: {str(err)[:300]}")
         raise
     record = complete_record(
         {**task.identity(cfg), **output.identity}, output.metrics, **output.fields, **provenance, config=config
@@ -163,5 +177,6 @@ def _run_and_record(task: Task, cfg: DictConfig, out_dir: Path, prepared) -> dic
     write_json_atomic(out_dir / RESULT_FILE, record)
     write_status(out_dir, "complete", epoch=output.fields.get("epochs"))
     remove_state(out_dir)  # the record is complete: the resumable state is no longer needed
+    tracker.finish(output.metrics)
     log.info("done: %s  %s", out_dir / RESULT_FILE, output.summary)
     return record
