@@ -49,6 +49,24 @@ def test_budget_comparison_reproduces_from_committed_records(monkeypatch, capsys
     assert "skipped" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "committed", sorted((REPO / "results").glob("*/ll_estimators.md")), ids=lambda p: p.parent.name
+)
+def test_ll_estimator_comparison_reproduces_from_committed_records(committed: Path, monkeypatch, capsys) -> None:
+    """results/*/ll_estimators.md (scripts/compare_ll_estimators.py, issue 31) is remade byte for byte
+    by the command on its first line."""
+    text = committed.read_text(encoding="utf-8")
+    first = text.splitlines()[0]
+    prefix, suffix = "<!-- made by: python scripts/compare_ll_estimators.py ", " -->"
+    assert first.startswith(prefix) and first.endswith(suffix), first
+    spec = importlib.util.spec_from_file_location("compare_ll", REPO / "scripts" / "compare_ll_estimators.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.chdir(REPO)
+    assert module.main(shlex.split(first[len(prefix) : -len(suffix)])) == text
+    assert "skipped" not in capsys.readouterr().err
+
+
 def _markdown_rows(text: str, header_start: str) -> list[list[str]]:
     """The body rows (cells stripped) of the first Markdown table whose header row starts with ``header_start``."""
     lines = text.splitlines()
