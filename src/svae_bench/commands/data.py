@@ -38,8 +38,9 @@ def _parser() -> argparse.ArgumentParser:
         "IDX files, gzipped, in <root>/MNIST/raw/ (torchvision's layout); 'planetoid' the eight "
         "Planetoid files of each citation graph in <root>/planetoid/ (SHA-256 where known, else their "
         "content and the published counts). Both exit 0 at once if the files are already there and "
-        "verify. Exit status: 0 ok, 1 fetch failure (mnist), 2 bad input, checksum mismatch or "
-        "(planetoid) an unreachable repository; nothing unchecked is written.",
+        "verify (read bounded; planetoid: a FIFO, device or directory in a file's place is refused, and a "
+        "file that fails its check is named). Exit status: 0 ok, 1 fetch failure (mnist), 2 bad "
+        "input, checksum mismatch or (planetoid) an unreachable repository; nothing unchecked is written.",
     )
     parser.add_argument("dataset", help="the dataset; allowed: mnist, planetoid")
     parser.add_argument("--root", default=None, help="data root (default: $SVAE_BENCH_DATA, else ~/.cache/svae-bench)")

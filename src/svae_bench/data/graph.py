@@ -86,17 +86,28 @@ def sample_non_edges(
     return np.stack([found // n, found % n], axis=1)
 
 
+def split_sizes(n_edges: int, val_fraction: float, test_fraction: float, subject: str = "") -> tuple[int, int]:
+    """(validation, test) edge counts of :func:`split_edges` for a graph of ``n_edges`` edges:
+    floor(E * fraction) each; ConfigError unless both are at least one and training edges remain
+    (the message starts with ``subject``, default "the graph's E edges are"). A function of the three
+    numbers, so a config check knows it before the graph is built."""
+    n_test = int(np.floor(n_edges * test_fraction))
+    n_val = int(np.floor(n_edges * val_fraction))
+    if n_test < 1 or n_val < 1 or n_test + n_val >= n_edges:
+        subject = subject or f"the graph's {n_edges} edges are"
+        raise ConfigError(
+            f"{subject} too few for dataset.test_fraction={test_fraction:g} and "
+            f"dataset.val_fraction={val_fraction:g}: floor(E x fraction) gives {n_test} test and {n_val} "
+            "validation edges (each needs at least one, and training edges must remain)"
+        )
+    return n_val, n_test
+
+
 def split_edges(adjacency: sp.spmatrix, split_seed: int, val_fraction: float = 0.05, test_fraction: float = 0.1):
     """Kipf's edge split of a symmetric adjacency (see the module docstring) -> :class:`EdgeSplit`."""
     n = adjacency.shape[0]
     edges = upper_edges(adjacency)
-    n_test = int(np.floor(edges.shape[0] * test_fraction))
-    n_val = int(np.floor(edges.shape[0] * val_fraction))
-    if n_test < 1 or n_val < 1 or n_test + n_val >= edges.shape[0]:
-        raise ConfigError(
-            f"the graph's {edges.shape[0]} edges are too few for {test_fraction:g} test and {val_fraction:g} "
-            "validation fractions (each needs at least one edge, and training edges must remain)"
-        )
+    n_val, n_test = split_sizes(edges.shape[0], val_fraction, test_fraction)
     rng = np.random.default_rng(split_seed)
     perm = rng.permutation(edges.shape[0])
     val, test, train = perm[:n_val], perm[n_val : n_val + n_test], perm[n_val + n_test :]
@@ -225,27 +236,97 @@ def link_data(
     )
 
 
+#: bounds of :func:`synthetic_graph`'s edge draws: rounds of candidates, and candidate pairs drawn per
+#: edge (a feasible configuration needs a few rounds and about 2 candidates per edge, a dense one a
+#: hundred or so rounds; the bounds turn a near-impossible one into an error, not a loop without end)
+MAX_EDGE_ROUNDS = 1000
+MAX_DRAWS_PER_EDGE = 256
+
+
+def _draw_budget(n_edges: int) -> int:
+    return MAX_DRAWS_PER_EDGE * n_edges + 64 * MAX_EDGE_ROUNDS
+
+
+def _communities(n_nodes: int, n_communities: int, rng: np.random.Generator) -> np.ndarray:
+    """Each node's community: :func:`synthetic_graph`'s first draw from its generator."""
+    return rng.integers(0, n_communities, size=n_nodes)
+
+
+def synthetic_graph_problem(n_nodes: int, n_edges: int, n_communities: int, p_within: float, seed: int) -> str | None:
+    """Why :func:`synthetic_graph` cannot draw this graph (one line naming the dataset.* keys), or None.
+
+    Exact where the answer does not depend on chance: n_nodes >= 2 n_communities, 1 <= n_edges <=
+    n_nodes (n_nodes - 1) / 4 and, with ``p_within`` = 1 (every edge inside a community), n_edges at
+    most the node pairs inside the communities that ``seed`` draws (a function of the seed: the
+    generator's first draw, O(n_nodes)). With ``p_within`` < 1, the edges beyond those pairs come
+    from the draws between communities only: refused when even their expected number exceeds the
+    draw bound. A configuration that passes may still exhaust the bound by chance (the sampler then
+    raises; a sweep's preflight draws the graph once to know it first)."""
+    if n_nodes < 2 * n_communities:
+        return (
+            f"dataset.n_nodes={n_nodes} is too few for dataset.n_communities={n_communities} "
+            "(a synthetic graph needs n_nodes >= 2 n_communities)"
+        )
+    most = n_nodes * (n_nodes - 1) // 4
+    if not 1 <= n_edges <= most:
+        return (
+            f"dataset.n_edges={n_edges} is not possible with dataset.n_nodes={n_nodes}: a synthetic graph has "
+            f"1 to n_nodes (n_nodes - 1) / 4 = {most} edges"
+        )
+    if p_within <= 0:
+        return None
+    sizes = np.bincount(_communities(n_nodes, n_communities, np.random.default_rng(seed)), minlength=n_communities)
+    inside = int((sizes * (sizes - 1) // 2).sum())
+    if n_edges <= inside:
+        return None
+    where = (
+        f"the {n_communities} communities of the {n_nodes} nodes (dataset.data_seed={seed}) hold only {inside} "
+        "node pairs"
+    )
+    if p_within >= 1:
+        return (
+            f"dataset.n_edges={n_edges} is not possible with dataset.p_within={p_within:g}: {where}; "
+            "lower n_edges or p_within, or use fewer communities"
+        )
+    # the n_edges - inside edges between communities come only from the 1 - p_within of the draws
+    # that pair two uniform nodes: at least this many candidates are needed on average
+    draws = (n_edges - inside) / (1.0 - p_within)
+    if draws > _draw_budget(n_edges):
+        return (
+            f"dataset.n_edges={n_edges} cannot be drawn with dataset.p_within={p_within:g}: {where}, so "
+            f"{n_edges - inside} edges must come from the {1 - p_within:.3g} of the draws between communities "
+            f"(about {draws:.3g} candidates, more than the {_draw_budget(n_edges)} allowed); lower n_edges or "
+            "p_within, or use fewer communities"
+        )
+    return None
+
+
 def synthetic_graph(
     n_nodes: int, n_features: int, n_edges: int, n_communities: int, p_within: float, feature_density: float, seed: int
 ) -> Graph:
-    """A planted-partition graph: nodes in ``n_communities`` equal communities, ``n_edges`` distinct
-    undirected edges, a fraction ``p_within`` of them inside a community; binary features, each
-    community with its own preferred block of features (``feature_density`` of a row is set, three
-    quarters of it in the block). A function of the arguments only; no Python loop over nodes or edges."""
-    if n_nodes < 2 * n_communities or n_edges < 1 or n_edges > n_nodes * (n_nodes - 1) // 4:
-        raise ConfigError(
-            f"a synthetic graph of {n_nodes} nodes, {n_communities} communities and {n_edges} edges is not possible "
-            "(need n_nodes >= 2 n_communities and 1 <= n_edges <= n_nodes (n_nodes - 1) / 4)"
-        )
+    """A planted-partition graph: nodes in ``n_communities`` communities (each node's drawn uniformly),
+    ``n_edges`` distinct undirected edges, each candidate drawn inside a community with probability
+    ``p_within`` (else between two uniform nodes); binary features, each community with its own
+    preferred block of features (``feature_density`` of a row is set, three quarters of it in the
+    block). A function of the arguments only; no Python loop over nodes or edges. ConfigError when
+    the graph cannot be drawn (:func:`synthetic_graph_problem`) or its edges are not found within
+    :data:`MAX_EDGE_ROUNDS` rounds and :data:`MAX_DRAWS_PER_EDGE` candidates per edge."""
+    problem = synthetic_graph_problem(n_nodes, n_edges, n_communities, p_within, seed)
+    if problem is not None:
+        raise ConfigError(problem)
     rng = np.random.default_rng(seed)
-    community = rng.integers(0, n_communities, size=n_nodes)
+    community = _communities(n_nodes, n_communities, rng)
     order = np.argsort(community, kind="stable")
     members = np.split(order, np.cumsum(np.bincount(community, minlength=n_communities))[:-1])
     sizes = np.array([m.size for m in members])
-    found = np.empty(0, dtype=np.int64)
-    while found.size < n_edges:
+    found = np.empty(0, dtype=np.int64)  # pair keys, in the order drawn
+    drawn, rounds, budget = 0, 0, _draw_budget(n_edges)
+    while found.size < n_edges and rounds < MAX_EDGE_ROUNDS:
         need = n_edges - found.size
         k = 2 * need + 64
+        if drawn + k > budget:
+            break
+        drawn, rounds = drawn + k, rounds + 1
         a = rng.integers(0, n_nodes, size=k)
         within = rng.random(k) < p_within
         c = community[a]
@@ -257,6 +338,13 @@ def synthetic_graph(
         keys = keys[~np.isin(keys, found)]
         _, first = np.unique(keys, return_index=True)
         found = np.concatenate([found, keys[np.sort(first)][:need]])
+    if found.size < n_edges:
+        raise ConfigError(
+            f"dataset.n_edges={n_edges} distinct edges were not found in {rounds} rounds ({drawn} candidate pairs "
+            f"drawn, {found.size} edges found) with dataset.p_within={p_within:g} and "
+            f"dataset.n_communities={n_communities}: the communities hold too few node pairs; lower n_edges or "
+            "p_within, or use fewer communities"
+        )
     adjacency = symmetric_adjacency(found // n_nodes, found % n_nodes, n_nodes)
     per_row = max(1, int(round(feature_density * n_features)))
     block = max(1, n_features // n_communities)

@@ -14,6 +14,12 @@ also checked for what it must hold (types, shapes, index ranges), and the assemb
 published node, feature and edge counts (:data:`COUNTS`). Any failure is a
 :class:`~svae_bench.errors.ConfigError` naming the file (exit 2 on the command line).
 
+Every file is read by :func:`read_regular`: opened without blocking (a FIFO in the data root does not
+hang the reader), checked to be a regular file (not a FIFO, device or directory, also behind a
+symbolic link) of at most :data:`MAX_FILE_BYTES` on the open descriptor, and read to that bound
+only. Index ranges are checked against the data set's published node count before anything is
+allocated from them, so no file content sizes an allocation beyond the data set's own size.
+
 Link prediction reads five of the eight files, as Kipf & Welling's ``load_data`` does (the
 labels ``y``, ``ty``, ``ally`` are not used): features are ``allx`` stacked on ``tx`` with the
 test rows put back in the order of ``test.index``; Citeseer's test indices that point past
@@ -25,6 +31,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import stat
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -80,6 +88,73 @@ SHA256 = {
 }
 #: bytes a Planetoid file may have (Pubmed's allx, the largest, is about 8 MB)
 MAX_FILE_BYTES = 64 * 1024 * 1024
+#: bytes a test.index file may have (Pubmed's, the largest, is about 6 kB: 1000 lines of 5 digits)
+MAX_INDEX_BYTES = 1024 * 1024
+#: one test index: a non-negative decimal integer (compared with the node count as a Python int,
+#: before any int64 array holds it; 100 digits at most)
+_INDEX = re.compile(rb"[0-9]{1,100}")
+
+
+class NotReadable(ConfigError):
+    """A file that :func:`read_regular` refuses: the message is the reason alone (``is not a regular
+    file (a FIFO)``, ``is larger than ...``); callers put the path and the remedy around it."""
+
+
+class TooLarge(NotReadable):
+    """A file larger than the bound it is read with."""
+
+
+def _kind(mode: int) -> str:
+    for test, what in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return what
+    return "not a plain file"
+
+
+def open_regular(path: Path | str) -> int:
+    """A read-only descriptor (blocking) of the regular file ``path`` (symbolic links followed).
+
+    Opened with O_NONBLOCK, so that a FIFO opens at once instead of waiting for a writer, then
+    checked on the descriptor (no race with a file swapped in between): NotReadable for a FIFO,
+    device, directory or socket. OSError (FileNotFoundError, ...) propagates."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotReadable(f"is not a regular file ({_kind(mode)})")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: Path | str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of the regular file ``path``, at most ``max_bytes`` of them (:func:`open_regular`;
+    NotReadable for anything else or anything larger, checked before and while reading)."""
+    fd = open_regular(path)
+    try:
+        if os.fstat(fd).st_size > max_bytes:
+            raise TooLarge(f"is larger than {max_bytes} bytes")
+        chunks, total = [], 0
+        while True:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:  # grew since fstat
+                raise TooLarge(f"is larger than {max_bytes} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def file_name(name: str, suffix: str) -> str:
@@ -111,20 +186,65 @@ def check_name(name: object) -> str:
 
 def check_files_present(name: str, data_root: str | None) -> Path:
     """The directory holding ``name``'s files, after checking that the files link prediction reads
-    are there (cheap: a sweep's preflight runs it before anything is written)."""
+    are there, regular files of at most :data:`MAX_FILE_BYTES` (cheap: no file is opened)."""
     directory = planetoid_dir(data_root)
     for suffix in USED:
         path = directory / file_name(name, suffix)
-        if not path.is_file():
-            raise ConfigError(f"Planetoid file {path} is missing; {how_to_get(directory)}")
+        try:
+            st = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise ConfigError(f"Planetoid file {path} is missing; {how_to_get(directory)}") from None
+        except OSError as err:
+            raise ConfigError(f"Planetoid file {path} cannot be read ({err.strerror or err})") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(
+                f"Planetoid file {path} is not a regular file ({_kind(st.st_mode)}); {how_to_get(directory)}"
+            )
+        if st.st_size > MAX_FILE_BYTES:
+            raise _fail(str(path), f"larger than {MAX_FILE_BYTES} bytes")
+    return directory
+
+
+def verify_files(name: str, data_root: str | None) -> Path:
+    """Everything :func:`load_planetoid` checks, as cheaply as it can be known (a sweep's preflight
+    runs it once per data set, before anything is written): every file link prediction reads is
+    read (bounded) and, where its SHA-256 is known (Cora, Citeseer), compared with it; when some
+    file has no known sum (Pubmed), the files are parsed and the graph assembled as for a run."""
+    name = check_name(name)
+    directory = check_files_present(name, data_root)
+    data = {suffix: _read(directory, name, suffix) for suffix in USED}
+    for suffix, content in data.items():
+        check_sum(name, suffix, content, str(directory / file_name(name, suffix)))
+    if any(file_name(name, suffix) not in SHA256 for suffix in USED):
+        parts = {s: parse_file(name, s, content, str(directory / file_name(name, s))) for s, content in data.items()}
+        assemble(name, parts, directory)
     return directory
 
 
 # --------------------------------------------------------------------------- one file
 
 
+class CorruptFile(ConfigError):
+    """A Planetoid file that fails a check: ``path`` and ``what`` (the reason) kept apart."""
+
+    def __init__(self, path: str, what: str = ""):
+        if not what:  # rebuilt from its message (copy, pickle): the message as it was
+            super().__init__(path)
+        else:
+            super().__init__(f"Planetoid file {path} is corrupt ({what}); {how_to_get(Path(path).parent)}")
+        self.path, self.what = path, what
+
+
 def _fail(path: str, what: str) -> ConfigError:
-    return ConfigError(f"Planetoid file {path} is corrupt ({what}); {how_to_get(Path(path).parent)}")
+    return CorruptFile(path, what)
+
+
+def check_sum(name: str, suffix: str, data: bytes, path: str = "") -> None:
+    """CorruptFile unless ``data`` has the file's known SHA-256 (nothing to check where none is known)."""
+    digest = SHA256.get(file_name(name, suffix))
+    got = hashlib.sha256(data).hexdigest()
+    if digest is not None and got != digest:
+        raise _fail(path or file_name(name, suffix), f"SHA-256 {got[:16]}..., expected {digest[:16]}...")
 
 
 def parse_file(name: str, suffix: str, data: bytes, path: str = "") -> object:
@@ -135,17 +255,25 @@ def parse_file(name: str, suffix: str, data: bytes, path: str = "") -> object:
     non-negative integers, one per line. Row and id ranges are checked against each other by
     :func:`assemble`."""
     fname = path or file_name(name, suffix)
-    digest = SHA256.get(file_name(name, suffix))
-    if digest is not None and hashlib.sha256(data).hexdigest() != digest:
-        raise _fail(fname, f"SHA-256 {hashlib.sha256(data).hexdigest()[:16]}..., expected {digest[:16]}...")
-    features = COUNTS[name].features
+    check_sum(name, suffix, data, fname)
+    features, n_nodes = COUNTS[name].features, COUNTS[name].nodes
+    if len(data) > MAX_FILE_BYTES:
+        raise _fail(fname, f"larger than {MAX_FILE_BYTES} bytes")
     if suffix == "test.index":
-        try:
-            text = data.decode("ascii")
-            index = np.array([int(line) for line in text.split()], dtype=np.int64)
-        except (UnicodeDecodeError, ValueError):
-            raise _fail(fname, "not one integer per line") from None
-        if index.size == 0 or index.min() < 0 or np.unique(index).size != index.size:
+        if len(data) > MAX_INDEX_BYTES:
+            raise _fail(fname, f"larger than {MAX_INDEX_BYTES} bytes")
+        tokens = data.split()
+        if len(tokens) > n_nodes:
+            raise _fail(fname, f"{len(tokens)} test indices for {n_nodes} nodes")
+        if not all(_INDEX.fullmatch(t) for t in tokens):
+            raise _fail(fname, "not one non-negative integer per line")
+        values = [int(t) for t in tokens]
+        if not values:
+            raise _fail(fname, "no test index")
+        if max(values) >= n_nodes:  # before an int64 array (overflow) or anything sized by it
+            raise _fail(fname, f"test index {max(values)} is beyond the {n_nodes} nodes of {name}")
+        index = np.array(values, dtype=np.int64)
+        if np.unique(index).size != index.size:
             raise _fail(fname, "test indices must be distinct non-negative integers")
         return index
     try:
@@ -157,12 +285,16 @@ def parse_file(name: str, suffix: str, data: bytes, path: str = "") -> object:
     if suffix in ("x", "tx", "allx"):
         if not sp.issparse(value) or value.format != "csr" or value.ndim != 2 or value.shape[1] != features:
             raise _fail(fname, f"expected a CSR matrix with {features} columns, got {_describe(value)}")
+        if value.shape[0] > n_nodes:
+            raise _fail(fname, f"{value.shape[0]} rows for the {n_nodes} nodes of {name}")
         if not np.isfinite(value.data).all():
             raise _fail(fname, "non-finite feature values")
         return value
     if suffix in ("y", "ty", "ally"):
         if not isinstance(value, np.ndarray) or value.ndim != 2 or value.shape[1] != COUNTS[name].classes:
             raise _fail(fname, f"expected a (rows, {COUNTS[name].classes}) label array, got {_describe(value)}")
+        if value.shape[0] > n_nodes:
+            raise _fail(fname, f"{value.shape[0]} rows for the {n_nodes} nodes of {name}")
         return value
     if suffix == "graph":
         if not isinstance(value, Mapping) or not value:
@@ -170,6 +302,8 @@ def parse_file(name: str, suffix: str, data: bytes, path: str = "") -> object:
         ok = all(_is_id(k) and isinstance(v, list) and all(_is_id(j) for j in v) for k, v in value.items())
         if not ok:
             raise _fail(fname, "adjacency lists must map non-negative integer ids to lists of them")
+        if any(k >= n_nodes for k in value) or any(j >= n_nodes for v in value.values() for j in v):
+            raise _fail(fname, f"node ids beyond the {n_nodes} nodes of {name}")
         return value
     raise ValueError(f"unknown Planetoid suffix {suffix!r}")
 
@@ -183,17 +317,24 @@ def _describe(value: object) -> str:
     return f"{type(value).__name__}" + (f" of shape {tuple(shape)}" if shape is not None else "")
 
 
-def read_file(directory: Path, name: str, suffix: str) -> object:
+def _read(directory: Path, name: str, suffix: str) -> bytes:
+    """One file's bytes (:func:`read_regular`), or a ConfigError naming it."""
     path = directory / file_name(name, suffix)
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise _fail(str(path), f"larger than {MAX_FILE_BYTES} bytes")
-        data = path.read_bytes()
-    except FileNotFoundError:
+        return read_regular(path, MAX_FILE_BYTES)
+    except TooLarge:
+        raise _fail(str(path), f"larger than {MAX_FILE_BYTES} bytes") from None
+    except NotReadable as err:
+        raise ConfigError(f"Planetoid file {path} {err}; {how_to_get(directory)}") from None
+    except (FileNotFoundError, NotADirectoryError):
         raise ConfigError(f"Planetoid file {path} is missing; {how_to_get(directory)}") from None
     except OSError as err:
         raise ConfigError(f"Planetoid file {path} cannot be read ({err.strerror or err})") from None
-    return parse_file(name, suffix, data, str(path))
+
+
+def read_file(directory: Path, name: str, suffix: str) -> object:
+    path = directory / file_name(name, suffix)
+    return parse_file(name, suffix, _read(directory, name, suffix), str(path))
 
 
 # --------------------------------------------------------------------------- the graph
@@ -248,6 +389,11 @@ def assemble(name: str, parts: Mapping[str, object], where: Path | str = "") -> 
     n_all = allx.shape[0]
     if lo != n_all:
         raise _fail(str(where / file_name(name, "test.index")), f"first test index {lo}, expected {n_all} (allx rows)")
+    if hi != counts.nodes - 1:  # before anything is sized by the index range
+        raise _fail(
+            str(where / file_name(name, "test.index")),
+            f"last test index {hi}, expected {counts.nodes - 1} ({name} has {counts.nodes} nodes)",
+        )
     span = hi - lo + 1
     if tx.shape[0] != test_index.size or span < tx.shape[0]:
         raise _fail(str(where / file_name(name, "tx")), f"{tx.shape[0]} rows for {test_index.size} test indices")

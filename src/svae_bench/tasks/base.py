@@ -105,7 +105,9 @@ class Task:
         raise NotImplementedError
 
     def check_data(self, values: dict) -> None:
-        """Check that the files the run reads exist (ConfigError naming the file); cheap, no loading."""
+        """Check the data the run reads as the run would (ConfigError naming the file), as cheaply as
+        that can be known (existence, sizes, checksums); a sweep's preflight calls it once per
+        :meth:`data_key`, before the first job."""
 
     def data_key(self, values: dict) -> Any:
         """What :meth:`check_data` depends on (hashable): a sweep's preflight checks the data once per

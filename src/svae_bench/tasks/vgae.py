@@ -42,9 +42,9 @@ from ..checks import (
     resolved,
     shown_value,
 )
-from ..data.graph import GRAPH_DATASETS, LinkData, link_data, load_graph
+from ..data.graph import GRAPH_DATASETS, LinkData, link_data, load_graph, split_sizes, synthetic_graph_problem
+from ..data.planetoid import COUNTS, verify_files
 from ..data.planetoid import NAMES as PLANETOID
-from ..data.planetoid import check_files_present
 from ..errors import ConfigError
 from ..models.vgae import LATENTS, SCALE_PARAMS, VGAE
 from ..records import SEED_MAX
@@ -127,10 +127,34 @@ def check_vgae_config(cfg: Any) -> dict:
     check_values(ds, DATASETS[ds["name"]], "dataset.")
     if ds["val_fraction"] + ds["test_fraction"] >= 1:
         raise ConfigError("dataset.val_fraction + dataset.test_fraction must be < 1 (training edges must remain)")
+    check_graph_values(ds)
     from ..checks import check_device
 
     check_device(values.get("device", "cpu"))
     return values
+
+
+def check_graph_values(ds: Mapping[str, Any]) -> None:
+    """What the dataset group's values alone say the run cannot do (ConfigError, one line), before
+    any data is read: a generated graph that cannot be drawn, and an edge split without a test or
+    validation edge (its sizes follow from the edge count: ``dataset.n_edges``, or the published
+    count of a Planetoid set)."""
+    if ds["name"] == "synthetic_graph":
+        problem = synthetic_graph_problem(
+            int(ds["n_nodes"]),
+            int(ds["n_edges"]),
+            int(ds["n_communities"]),
+            float(ds["p_within"]),
+            int(ds["data_seed"]),
+        )
+        if problem is not None:
+            raise ConfigError(problem)
+        n_edges = int(ds["n_edges"])
+        subject = f"dataset.n_edges={n_edges} is"
+    else:
+        n_edges = COUNTS[ds["name"]].edges
+        subject = f"{ds['name']}'s {n_edges} edges are"
+    split_sizes(n_edges, float(ds["val_fraction"]), float(ds["test_fraction"]), subject)
 
 
 def link_metrics(scores_pos: Tensor, scores_neg: Tensor) -> tuple[float, float]:
@@ -218,9 +242,15 @@ class VgaeTask(Task):
         return check_vgae_config(cfg)
 
     def check_data(self, values: dict) -> None:
+        """The data a run would read, checked as the run checks it, so that a sweep's preflight refuses
+        a bad file before its first job: a Planetoid set's files (SHA-256 where known, else parsed and
+        assembled: :func:`~svae_bench.data.planetoid.verify_files`); a generated graph drawn once
+        (its sampler is bounded and refuses a graph it cannot draw)."""
         ds = values["dataset"]
         if ds["name"] in PLANETOID:
-            check_files_present(ds["name"], ds.get("data_root"))
+            verify_files(ds["name"], ds.get("data_root"))
+        else:
+            load_graph(ds)
 
     def data_key(self, values: dict) -> str:
         return repr(sorted(values["dataset"].items()))
