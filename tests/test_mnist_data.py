@@ -78,3 +78,43 @@ def test_missing_or_corrupt_files_name_the_file(tmp_path, damage):
 def test_missing_data_root(tmp_path):
     with pytest.raises(ConfigError, match="data_root"):
         build_dataset(cfg(tmp_path / "nope"))
+
+
+def test_a_fifo_in_place_of_an_idx_file_is_refused_at_once(tmp_path):
+    import os
+    import threading
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    os.mkfifo(raw / "t10k-labels-idx1-ubyte")
+    done: list = []
+    worker = threading.Thread(target=lambda: done.append(_refusal(raw, "t10k-labels-idx1-ubyte")), daemon=True)
+    worker.start()
+    worker.join(30)
+    if worker.is_alive():  # unblock the reader before failing
+        with open(raw / "t10k-labels-idx1-ubyte", "wb"):
+            pass
+        pytest.fail("reading a FIFO blocked")
+    assert "is not a regular file" in done[0]
+
+
+def _refusal(raw: Path, stem: str) -> str:
+    with pytest.raises(ConfigError) as err:
+        read_idx(raw, stem)
+    return str(err.value)
+
+
+def test_a_gzip_bomb_is_refused_without_inflating_it(tmp_path):
+    import resource
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    # 2 GB of zeros in a ~2 MB file, where 7,840,016 bytes are expected
+    with gzip.open(raw / "t10k-images-idx3-ubyte.gz", "wb", compresslevel=9) as fh:
+        block = bytes(1 << 24)
+        for _ in range(128):
+            fh.write(block)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    message = _refusal(raw, "t10k-images-idx3-ubyte")
+    assert "has 7840017 bytes uncompressed, expected 7840016" in message
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # far below the 2 GB

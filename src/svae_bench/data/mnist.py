@@ -22,6 +22,7 @@ import torch
 
 from ..errors import ConfigError
 from .bundle import DataBundle, Split
+from .planetoid import NotReadable, TooLarge, read_regular
 
 #: file stem -> (IDX magic number, shape after the header)
 FILES = {
@@ -46,20 +47,32 @@ def idx_path(raw_dir: Path, stem: str) -> Path:
     candidates = [raw_dir / stem, raw_dir / f"{stem}.gz"]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
+        there = next((p for p in candidates if p.exists()), None)  # a FIFO, device, directory: never opened
+        if there is not None:
+            raise ConfigError(f"MNIST file {there} is not a regular file; {HOW_TO_GET}")
         raise ConfigError(f"MNIST file {candidates[1]} (or {candidates[0].name}) is missing; {HOW_TO_GET}")
     return path
+
+
+#: bytes a gzipped IDX file may have beyond its content's (gzip's header and incompressible blocks)
+GZIP_SLACK = 64 * 1024
 
 
 def read_idx(raw_dir: Path, stem: str) -> np.ndarray:
     """One IDX file (``stem`` or ``stem.gz``) as a uint8 array, after checking its header and size."""
     magic, shape = FILES[stem]
     path = idx_path(raw_dir, stem)
-    try:
-        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:  # zlib.error: a flipped byte inside
-        raise ConfigError(f"MNIST file {path} is corrupt ({err}); {HOW_TO_GET}") from err
     header_len = 4 + 4 * len(shape)
     expected = header_len + int(np.prod(shape))
+    try:  # bounded: a regular file only (never a FIFO or a device), and never more than one byte too many
+        raw = read_regular(path, max_bytes=expected + GZIP_SLACK if path.suffix == ".gz" else expected + 1)
+        data = _gunzip_bounded(raw, expected + 1) if path.suffix == ".gz" else raw
+    except TooLarge:
+        raise ConfigError(f"MNIST file {path} is larger than the {expected} bytes expected; {HOW_TO_GET}") from None
+    except NotReadable as err:
+        raise ConfigError(f"MNIST file {path} {err}; {HOW_TO_GET}") from None
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:  # zlib.error: a flipped byte inside
+        raise ConfigError(f"MNIST file {path} is corrupt ({err}); {HOW_TO_GET}") from err
     if len(data) != expected:
         raise ConfigError(f"MNIST file {path} has {len(data)} bytes uncompressed, expected {expected}; {HOW_TO_GET}")
     header = np.frombuffer(data[:header_len], dtype=">u4")
@@ -69,6 +82,12 @@ def read_idx(raw_dir: Path, stem: str) -> np.ndarray:
             f"{HOW_TO_GET}"
         )
     return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(shape)
+
+
+def _gunzip_bounded(data: bytes, max_bytes: int) -> bytes:
+    """``gzip.decompress(data)``, stopping at ``max_bytes`` of output (a gzip bomb costs no more)."""
+    out = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, max_bytes)
+    return out
 
 
 def mnist_raw_dir(data_root: str | None) -> Path:
