@@ -97,7 +97,7 @@ def test_labelled_subset_has_exactly_10_per_class_and_depends_on_the_seed_only()
         labelled_subset(labels, 105, seed=0)
     with pytest.raises(ConfigError, match="labels=0 must be"):
         labelled_subset(labels, 0, seed=0)
-    with pytest.raises(ConfigError, match="needs 1000 points of class 0; the training split has"):
+    with pytest.raises(ConfigError, match="semisup.labels=10000 needs 1000 training points of each of the 10 classes"):
         labelled_subset(labels, 10000, seed=0)
 
 

@@ -13,12 +13,24 @@ The labelled images: ``semisup.labels`` training images, the same number per cla
 the run's seed only (:func:`svae_bench.data.labels.labelled_subset`); the rest of the training
 split is unlabelled (the labelled images are not also in the unlabelled stream, as in Kingma et al.'s
 code). Artefacts: metrics.csv (a row per M2 epoch), checkpoint.pt (M2's weights).
+
+Before anything is written (:meth:`M1M2Task.check` and :meth:`M1M2Task.check_data`, which a
+sweep's preflight runs for every cell): every value, each count with its whole range; every class
+of the training split has ``semisup.labels / classes`` points; the M1 run directory can hold a
+run; a complete M1 there was made with this cell's M1 settings (``trainer.fused`` included: another
+Adam kernel trains another M1) and its checkpoint.pt loads with weights_only (no code in it runs)
+into the M1 this cell builds. A cell whose run directory is its own M1's is refused in one line
+when it starts (it would otherwise wait for its own lock for ever).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import logging
+import math
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,15 +42,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..checks import check_values, integer, list_of, name, number, one_of, positive_int, resolved
 from ..data import DataBundle, Split, build_dataset
-from ..data.labels import labelled_subset
+from ..data.labels import labelled_subset, labels_problem, training_labels
+from ..data.mnist import FILES as MNIST_FILES
+from ..data.mnist import idx_path, mnist_raw_dir
 from ..errors import ConfigError
+from ..models import VAE, build_model
 from ..models.m2 import build_m2
 from ..models.vae import ACTIVATIONS
-from ..records import CHECKPOINT_FILE, format_number, is_complete_record, is_locked, read_result
+from ..records import CHECKPOINT_FILE, RESULT_FILE, format_number, is_complete_record, is_locked, read_result
 from ..training import train
 from .base import RunContext, Task, TaskOutput, loop_fields
 from .harness import config_differences, run_one, without_keys
-from .m1m2_objective import M1M2, Z1_INPUTS, M2Objective, active_coordinates
+from .m1m2_objective import EARLY_STOP, M1M2, Z1_INPUTS, M2Objective, active_coordinates
 from .registry import register_task
 from .vae import VaeTask, model_for, plain, set_up_process
 from .vae_checks import n_train_points
@@ -57,17 +72,17 @@ SEMISUP = {
     "activation": one_of(*ACTIVATIONS),
     "training": one_of("two_stage", "joint"),
     "z1": one_of(*Z1_INPUTS),
-    "early_stop": one_of("bound", "accuracy"),
-    "warmup_epochs": integer(0),
+    "early_stop": one_of(*EARLY_STOP),
+    "warmup_epochs": integer(0, 10**7),
     "prune_below": number(0),
     "m1_experiment": name,
 }
-M2_TRAINER = {
+M2_TRAINER = {  # every count with its upper bound, so that a refusal says the whole range
     "lr": number(0, lo_open=True),
-    "batch_size": positive_int(),
+    "batch_size": positive_int(10**8),
     "max_epochs": positive_int(10**7),
-    "patience": positive_int(),
-    "nan_retries": positive_int(1000),
+    "patience": positive_int(10**7),
+    "nan_retries": integer(0, 1000),  # as trainer.nan_retries, which it defaults to
     "nan_lr_factor": number(0, 1, lo_open=True),
 }
 #: config keys of the M1+M2 run that are not M1's
@@ -102,12 +117,25 @@ def m1_dir(values: Mapping[str, Any]) -> Path:
     )
 
 
+#: trainer keys added after records were first made, and what a record without one ran with: Adam's
+#: multi-tensor kernel and no flushing of subnormal floats (conf/trainer/default.yaml)
+TRAINER_BEFORE_KEY = {"fused": False, "flush_denormal": False}
+
+
 def m1_mismatch(record: dict, values: Mapping[str, Any]) -> list[str]:
-    """Settings that differ between a complete M1 record and this cell's M1 (empty: reusable)."""
+    """Settings that differ between a complete M1 record and this cell's M1 (empty: reusable).
+
+    Every setting that changes what M1 learns counts, ``trainer.fused`` included (Adam's fused
+    kernel rounds differently: another kernel trains another M1); a record made before a trainer
+    key existed ran with :data:`TRAINER_BEFORE_KEY`'s value."""
     recorded = record.get("config")
     if not isinstance(recorded, dict):
         return ["config (the record has none)"]
-    return config_differences(without_keys(recorded, M1_IGNORED), without_keys(m1_values(values), M1_IGNORED))
+    old, new = without_keys(recorded, M1_IGNORED), without_keys(m1_values(values), M1_IGNORED)
+    for config in (old, new):  # a missing key means what the code reads it as (trainer_settings, set_up_process)
+        if isinstance(config.get("trainer"), dict):
+            config["trainer"] = {**TRAINER_BEFORE_KEY, **config["trainer"]}
+    return config_differences(old, new)
 
 
 @dataclass
@@ -159,10 +187,18 @@ class M1M2Task(Task):
         return values
 
     def check_data(self, values: dict) -> None:
-        """The data files, and that a complete M1 run at this cell's M1 directory (if any) was made
-        with this cell's M1 settings: a sweep's preflight finds a mismatch before any cell runs."""
+        """The data files; that every class of the training split has ``semisup.labels / classes``
+        points; and that a complete M1 run at this cell's M1 directory (if any) was made with this
+        cell's M1 settings and has weights that load (weights_only) into that M1: a sweep's
+        preflight finds each of these before anything is written."""
         VaeTask().check_data(values)
-        check_m1(values)
+        problem = labels_problem(
+            int(values["semisup"]["labels"]), _training_labels(values["dataset"]), _n_classes(values["dataset"])
+        )
+        if problem is not None:
+            raise ConfigError(problem)
+        if check_m1(values):
+            check_m1_weights(values, m1_dir(values))
 
     def data_key(self, values: dict) -> None:
         return None  # the M1 check depends on every cell's own M1
@@ -186,9 +222,11 @@ class M1M2Task(Task):
         values = self.check(cfg)
         directory = m1_dir(values)
         reused = check_m1(values)
+        if reused:  # before the cell's directory is touched (the preflight has checked it too)
+            check_m1_weights(values, directory)
         device = set_up_process(cfg)
         data = build_dataset(plain(cfg.dataset))
-        n_classes = int(data.train.y.max()) + 1
+        n_classes = _n_classes(values["dataset"])  # the data set's classes, as check counted them
         labelled = labelled_subset(data.train.y, int(cfg.semisup.labels), int(cfg.seed), n_classes)
         return Prepared(data, labelled, device, directory, reused)
 
@@ -201,15 +239,16 @@ class M1M2Task(Task):
 
     def run(self, cfg: DictConfig, prepared: Prepared, ctx: RunContext) -> TaskOutput:
         values = OmegaConf.to_container(cfg, resolve=True)
+        if same_directory(ctx.out_dir, prepared.m1_dir):  # it would wait for its own lock for ever
+            raise ConfigError(own_m1_message(ctx.out_dir))
         t_m1 = time.perf_counter()
         trained_m1 = ensure_m1(values, prepared.m1_dir)
         m1_seconds = time.perf_counter() - t_m1
         data, device = prepared.data, prepared.device
         m1 = model_for(values["model"], int(cfg.latent_dim), data)
-        weights = torch.load(prepared.m1_dir / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
-        m1.load_state_dict(weights["model"])
+        load_m1_weights(m1, prepared.m1_dir)
         semisup = values["semisup"]
-        n_classes = int(data.train.y.max()) + 1
+        n_classes = _n_classes(values["dataset"])
         keep = None
         if semisup.get("prune_below", 0) > 0:  # Kingma et al.: M1's location on 1000 unlabelled images
             probe = data.train.x[unlabelled_indices(len(data.train), prepared.labelled)[:PRUNE_IMAGES]]
@@ -296,8 +335,10 @@ def unlabelled_only(data: DataBundle, labelled: torch.Tensor) -> DataBundle:
 
 def check_m1(values: Mapping[str, Any], directory: Path | None = None) -> bool:
     """Whether this cell's M1 (at ``directory``, default its usual place) is complete and usable:
-    ConfigError if it was made with other settings or has lost its weights."""
+    ConfigError if it was made with other settings or has lost its weights, or if its directory or
+    result.json is something a run cannot be made in or read from (a file, a directory)."""
     directory = m1_dir(values) if directory is None else directory
+    require_m1_place(directory)
     record = read_result(directory)
     if not is_complete_record(record):
         return False
@@ -309,6 +350,117 @@ def check_m1(values: Mapping[str, Any], directory: Path | None = None) -> bool:
         )
     require_m1_weights(directory)
     return True
+
+
+def require_m1_place(directory: Path) -> None:
+    """ConfigError unless ``directory`` can hold M1's run: the first of it and its parents that
+    exists is a directory, and its result.json, if there is one, is a regular file (a directory
+    there would stop the harness with a traceback when it trains the M1)."""
+    for place in (directory, *directory.parents):
+        if place.is_dir():
+            break
+        if os.path.lexists(place):
+            raise ConfigError(
+                f"the M1 run directory {directory} cannot be made: {place} exists and is not a directory; "
+                f"remove it, or set semisup.m1_experiment=NAME"
+            )
+    result = directory / RESULT_FILE
+    if result.exists() and not result.is_file():  # a dangling link is no record: the M1 is trained again
+        raise ConfigError(
+            f"the M1 run's {result} is not a regular file (a directory, a FIFO or a device); remove it "
+            f"to train this cell's M1 again, or set semisup.m1_experiment=NAME"
+        )
+
+
+def m1_without_data(values: Mapping[str, Any]) -> VAE | None:
+    """The M1 this cell builds, for its parameter shapes only, from the config alone (no data read);
+    None for a data set whose observation size the config does not say."""
+    ds = values["dataset"]
+    if ds.get("name") == "mnist":
+        observed = math.prod(MNIST_FILES["train-images-idx3-ubyte"][1][1:])
+    elif ds.get("name") == "synthetic":
+        observed = int(ds["observed_dim"])
+    else:
+        return None
+    model = values["model"]
+    return build_model(
+        latent=model["latent"],
+        hidden_dims=model["hidden_dims"],
+        activation=model.get("activation", "relu"),
+        concentration_offset=model.get("concentration_offset", 1.0),
+        latent_dim=int(values["latent_dim"]),
+        observed_dim=observed,
+        likelihood="bernoulli",  # the likelihood and its scale carry no parameters
+    )
+
+
+def load_m1_weights(m1: VAE, directory: Path) -> None:
+    """M1's weights from its run's checkpoint.pt into ``m1`` (weights_only: loading runs no code);
+    ConfigError (one line naming the file) when they cannot be loaded or do not fit."""
+    path = directory / CHECKPOINT_FILE
+    remedy = f"; remove the M1 run {directory} to train it again, or set semisup.m1_experiment=NAME"
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # refused by the weights-only unpickler, truncated, empty, not a torch file
+        raise ConfigError(
+            f"M1: {path} cannot be loaded as weights ({_first_line(err)}; nothing in it ran){remedy}"
+        ) from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("model"), dict):
+        raise ConfigError(
+            f"M1: {path} is not a checkpoint of this project (a dict with the model's state_dict){remedy}"
+        )
+    try:
+        m1.load_state_dict(saved["model"])
+    except Exception as err:  # shapes, missing or extra keys, values that are not tensors
+        raise ConfigError(
+            f"M1: {path} does not fit the model its run's config builds: {_first_line(err)}{remedy}"
+        ) from None
+
+
+def _first_line(err: BaseException) -> str:
+    """The line of an error that says what is wrong (not torch's headers and advice), cut to 200 characters."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    advice = ("Weights only load failed", "Check the documentation")
+    useful = [line for line in lines if not line.endswith(":") and not line.startswith(advice)]
+    return (useful or lines or [type(err).__name__])[0][:200]
+
+
+#: (checkpoint, its size, mtime and inode, the M1's settings): weights already checked in this process
+_CHECKED_WEIGHTS: set[tuple] = set()
+
+
+def check_m1_weights(values: Mapping[str, Any], directory: Path) -> None:
+    """ConfigError (one line naming the file) unless the complete M1 run's checkpoint.pt loads with
+    weights_only and fits the M1 this cell builds: the preflight's check, before anything is written
+    (once per checkpoint and model in a process: 27 cells share 6 M1s)."""
+    path = directory / CHECKPOINT_FILE
+    try:
+        st = path.stat()
+    except OSError:
+        return  # gone since require_m1_weights: the cell's own load says so
+    shape = repr((values["model"], values["latent_dim"], values["dataset"]))  # what the M1's shapes depend on
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, shape)
+    if key in _CHECKED_WEIGHTS:
+        return
+    model = m1_without_data(values)
+    if model is not None:
+        load_m1_weights(model, directory)
+    _CHECKED_WEIGHTS.add(key)
+
+
+def same_directory(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one directory (through links too)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
+
+
+def own_m1_message(directory: Path) -> str:
+    return (
+        f"the run directory {directory} is this cell's own M1 run directory (semisup.m1_experiment and "
+        f"hydra.run.dir / hydra.sweep.subdir name one directory); give the cell a directory of its own"
+    )
 
 
 def require_m1_weights(directory: Path) -> None:
@@ -347,6 +499,24 @@ def _relative(path: Path, root: Path) -> str:
 
 def _n_classes(dataset: Mapping[str, Any]) -> int:
     return int(dataset.get("n_components", 10)) if dataset.get("name") == "synthetic" else 10
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_training_labels(key: str, labels_file: tuple) -> torch.Tensor:
+    return training_labels(json.loads(key))
+
+
+def _training_labels(dataset: Mapping[str, Any]) -> torch.Tensor:
+    """:func:`~svae_bench.data.labels.training_labels`, once per dataset config (and MNIST labels
+    file) in a process: the preflight checks every cell of a sweep."""
+    labels_file: tuple = ()
+    if dataset.get("name") == "mnist":
+        try:
+            st = idx_path(mnist_raw_dir(dataset.get("data_root")), "train-labels-idx1-ubyte").stat()
+            labels_file = (st.st_size, st.st_mtime_ns, st.st_ino)
+        except OSError:
+            pass
+    return _cached_training_labels(json.dumps(dict(dataset), sort_keys=True), labels_file)
 
 
 register_task(M1M2Task())

@@ -53,6 +53,8 @@ from ..training import warmup_fraction
 
 #: what M2 may read as z1 (``semisup.z1``): M1's posterior location, or a draw of q(z1 | x)
 Z1_INPUTS = ("mean", "sample")
+#: what early stopping may maximise (``semisup.early_stop``): the validation bound, or accuracy
+EARLY_STOP = ("bound", "accuracy")
 METRIC_COLUMNS = [
     "epoch",
     "train_objective",
@@ -136,6 +138,16 @@ class M2Objective:
     early_stop: str = "bound"
     warmup_epochs: int = 0
     columns: ClassVar[list[str]] = METRIC_COLUMNS
+
+    def __post_init__(self) -> None:
+        # a misspelt value would otherwise select silently: z1 != "sample" reads the location,
+        # early_stop != "bound" the validation accuracy
+        if self.z1 not in Z1_INPUTS:
+            raise ValueError(f"z1={self.z1!r} must be one of {', '.join(Z1_INPUTS)}")
+        if self.early_stop not in EARLY_STOP:
+            raise ValueError(f"early_stop={self.early_stop!r} must be one of {', '.join(EARLY_STOP)}")
+        if not (isinstance(self.warmup_epochs, int) and self.warmup_epochs >= 0):
+            raise ValueError(f"warmup_epochs={self.warmup_epochs!r} must be an integer >= 0")
 
     def kl_weight(self, epoch: int) -> float:
         """Weight of M2's KL(q(z2 | z1, y) || p(z2)) in training at ``epoch`` (1-based): rises linearly
