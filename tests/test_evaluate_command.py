@@ -173,3 +173,13 @@ def test_refuses_weights_the_config_no_longer_fits(work, capsys):
 
 def test_refuses_an_empty_selection(work, capsys):
     assert "no complete VAE run" in refused(work, capsys, "--runs", "runs", "--model", "nvae")
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 not a zip", b"\x80\x04K\x01."])
+def test_refuses_an_unreadable_checkpoint_in_one_line(work, content):
+    (work / RUN / "checkpoint.pt").write_bytes(content)
+    before = (work / RUN / "result.json").read_bytes()
+    out = cli("evaluate", str(RUN), cwd=work)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "checkpoint.pt" in out.stderr and "Traceback" not in out.stderr
+    assert (work / RUN / "result.json").read_bytes() == before

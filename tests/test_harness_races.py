@@ -145,3 +145,21 @@ def test_the_job_log_is_the_documented_run_log(tmp_path):
     names = {p.name for p in (tmp_path / RUN).iterdir()}
     assert "run.log" in names and not any(n.endswith(".log") and n != "run.log" for n in names), names
     assert "done:" in (tmp_path / RUN / "run.log").read_text()
+
+
+def test_a_run_directory_whose_record_path_is_a_directory_is_refused_before_anything_is_written(tmp_path):
+    (tmp_path / RUN / "result.json").mkdir(parents=True)
+    before = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    out = subprocess.run(
+        [sys.executable, "-m", "svae_bench", "run", *TINY], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "result.json is a directory" in out.stderr and "Traceback" not in out.stderr
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == before
+
+
+def test_too_large_counts_say_the_bound_they_are_over():
+    problem = check_run_overrides(["trainer.warmup_epochs=1000000000000"])
+    assert problem == "trainer.warmup_epochs=1000000000000 must be an integer >= 0 (at most 1000000000)"
+    problem = check_run_overrides(["trainer.patience=1000000000000"])
+    assert problem == "trainer.patience=1000000000000 must be a positive integer (at most 1000000000)"

@@ -324,15 +324,10 @@ def test_a_cell_whose_run_directory_is_its_own_m1_run_directory_is_refused_not_l
     assert not any((m1 / name).exists() for name in ("result.json", "checkpoint.pt", "metrics.csv", "state.pt"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the preflight to refuse a job whose run directory is one of its task's dependencies "
-    "(src/svae_bench/launch/preflight.py, check_job): see the report of issue 32",
-)
 def test_a_cell_whose_run_directory_is_its_own_m1_run_directory_is_refused_before_anything_is_written(tmp_path):
     from svae_bench.launch.preflight import check_run_overrides
 
     runs = tmp_path / "runs"
     problem = check_run_overrides([*ARGS, f"runs_root={runs}", f"hydra.sweep.subdir='{M1_REL}'"])
-    assert problem is not None and "own M1 run directory" in problem and "\n" not in problem
+    assert problem is not None and "its own M1 run directory" in problem and "\n" not in problem
     assert not runs.exists()

@@ -65,7 +65,11 @@ def integer(lo: int, hi: int = _BIG, phrase: str | None = None) -> Callable[[Any
     text = phrase or f"an integer >= {lo}" + (f" (at most {hi})" if hi != _BIG else "")
 
     def check(v: Any) -> str | None:
-        return None if _is_int(v) and lo <= v <= hi else text
+        if _is_int(v) and lo <= v <= hi:
+            return None
+        if _is_int(v) and v > hi and "at most" not in text:  # too large: say the bound it is over
+            return f"{text} (at most {hi})"
+        return text
 
     return check
 

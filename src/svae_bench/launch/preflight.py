@@ -17,6 +17,7 @@ from pathlib import Path
 from ..checks import check_inside
 from ..errors import ConfigError
 from ..tasks import get_task
+from ..tasks.harness import check_run_place
 from ..tasks.tracking import check_logger
 from .sweep import Job, _is_glob, _values, compose_jobs, group_options, override_args
 
@@ -45,6 +46,7 @@ def check_job(job: Job, checked_data: set | None = None) -> None:
         if checked_data is not None and key is not None:
             checked_data.add(key)
     check_inside(job.run_dir, values["runs_root"])
+    check_run_place(task, values, Path(job.run_dir))
     if not _writable(Path(str(values["runs_root"]))):
         raise ConfigError(
             f"runs_root={values['runs_root']} is not writable (or not a directory); choose another with runs_root=DIR"

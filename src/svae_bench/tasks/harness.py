@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..errors import ConfigError
 from ..records import (
     CONFIG_FILE,
     RESULT_FILE,
     STATE_FILE,
+    STATUS_FILE,
     RunLock,
     complete_record,
     failed_record,
@@ -81,8 +84,9 @@ def resume_values(cfg: DictConfig, ignored: tuple[str, ...]) -> dict:
 def run_one(cfg: DictConfig, out_dir: Path) -> dict | None:
     """Run the config's task in ``out_dir`` and record it; returns the record (None if skipped)."""
     task = get_task(cfg.get("task", "vae"))
-    task.check(cfg)  # every value, before anything is read or written
+    values = task.check(cfg)  # every value, before anything is read or written
     check_logger(cfg.get("logger"))  # a tracker whose package is missing: refused here, not after training
+    check_run_place(task, values, out_dir)
     previous = read_result(out_dir)
     if is_complete_record(previous) and not cfg.force:
         skip_complete(cfg, out_dir, previous)
@@ -98,6 +102,33 @@ def run_one(cfg: DictConfig, out_dir: Path) -> dict | None:
             skip_complete(cfg, out_dir, previous, locked=True)
             return None
         return _run_and_record(task, cfg, out_dir, prepared)
+
+
+def check_run_place(task: Task, values: dict, out_dir: Path) -> None:
+    """ConfigError when the run cannot live in ``out_dir``: a path in it that a run writes is a
+    directory (result.json, status.json, config.yaml: the record could never be written), or it is
+    also the directory of a run this one depends on (a Table 3 cell put in its own M1's directory
+    would wait for its own lock, or skip as that run)."""
+    for name in (RESULT_FILE, STATUS_FILE, CONFIG_FILE):
+        path = Path(out_dir) / name
+        if path.is_dir():
+            raise ConfigError(
+                f"{path} is a directory, where the run writes a file; remove it or choose another runs_root"
+            )
+    for dependency in task.dependencies(values):
+        if same_place(Path(dependency), Path(out_dir)):
+            raise ConfigError(
+                f"the run directory {out_dir} is also the directory of a run it depends on ({dependency}: "
+                "e.g. its own M1 run directory); give the run a directory of its own"
+            )
+
+
+def same_place(a: Path, b: Path) -> bool:
+    """Whether two paths name one directory (through links, or as they would resolve once made)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.expanduser().resolve() == b.expanduser().resolve()
 
 
 def skip_complete(cfg: DictConfig, out_dir: Path, previous: dict, locked: bool = False) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -142,16 +143,27 @@ def load_weights(model: VAE, path: Path) -> None:
     """The weights of a checkpoint.pt into ``model`` (``weights_only``: loading runs no code);
     ConfigError (one line) when the file cannot be read or its tensors do not fit the model."""
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling refused, truncated or not a torch file
-        raise ConfigError(f"{path} cannot be loaded as weights: {str(err).splitlines()[0][:200]}") from None
+        with warnings.catch_warnings():  # torch warns about an odd pickle protocol before refusing it
+            warnings.simplefilter("ignore")
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling refused, truncated, empty or not a torch file
+        raise ConfigError(f"{path} cannot be loaded as weights: {error_summary(err)}") from None
     if not isinstance(saved, dict) or not isinstance(saved.get("model"), dict):
         raise ConfigError(f"{path} is not a checkpoint of this project (a dict with the model's state_dict)")
     try:
         model.load_state_dict(saved["model"])
-    except (RuntimeError, TypeError, KeyError) as err:
-        first = str(err).splitlines()[0][:200]
-        raise ConfigError(f"{path} does not fit the model its run's config builds now: {first}") from None
+    except (RuntimeError, TypeError, KeyError, ValueError, AttributeError) as err:
+        raise ConfigError(f"{path} does not fit the model its run's config builds now: {error_summary(err)}") from None
+
+
+def error_summary(err: BaseException, limit: int = 240) -> str:
+    """An exception as one line: its first lines joined (torch's "Error(s) in loading state_dict
+    for VAE:" says nothing without the next), or its type when it has no message."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    text = lines[0] if not lines[0].endswith(":") or len(lines) == 1 else f"{lines[0]} {lines[1]}"
+    return text[:limit]
 
 
 def set_up_process(cfg: DictConfig) -> torch.device:
