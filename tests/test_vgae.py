@@ -140,7 +140,7 @@ def test_cli_runs_make_table4(cli_sweep: Path, capsys) -> None:
     md = (out / "table4.md").read_text()
     assert "### Table 4: synthetic\\_graph (experiment table4)" in md
     assert "| data set | N-VGAE AUC | N-VGAE AP | S-VGAE AUC | S-VGAE AP |" in md
-    assert "| synthetic_graph |" in md and "n = 2" in md
+    assert "| synthetic\\_graph |" in md and "n = 2" in md  # Markdown-escaped, as every name
     assert not (out / "table4_vs_paper.md").exists()  # the paper has no generated graph
 
 

@@ -3,7 +3,10 @@
 * :func:`hammer_projection` maps points of S^2 to the plane (Hammer-Aitoff,
   an equal-area projection whose image is the ellipse x^2/8 + y^2/2 <= 1);
 * :func:`plot_latent` draws one latent space on a matplotlib ``Axes``;
-* :func:`save_latent_png` writes a one-panel figure (a run's ``latent.png``).
+* :func:`save_latent_png` writes a one-panel figure (a run's ``latent.png``);
+* :func:`image_format` says in which format a figure file is written (ValueError for an
+  unknown suffix, before anything is drawn) and :func:`plot_text` makes names from run
+  records safe as matplotlib text (never parsed as mathtext, one line, short).
 
 A leaf module (numpy and matplotlib only) shared by the tasks, which plot each
 d = 2 run, and by :mod:`svae_bench.report.figures`, which composes panels.
@@ -21,14 +24,18 @@ from typing import Any
 
 import numpy as np
 
+from .records.record import printable
+
 __all__ = [
     "DPI",
     "GEOMETRIES",
     "PANEL_SIZE",
     "SINGLE_SIZE",
     "hammer_projection",
+    "image_format",
     "label_colors",
     "plot_latent",
+    "plot_text",
     "save_figure_atomic",
     "save_latent_png",
 ]
@@ -41,6 +48,8 @@ PANEL_SIZE = (3.2, 3.2)
 SINGLE_SIZE = (4.0, 4.0)
 
 GEOMETRIES = ("euclidean", "sphere")
+#: the longest name drawn in a figure (longer ones are cut, "... (N characters)" added)
+MAX_PLOT_TEXT = 80
 _SQRT2 = math.sqrt(2.0)
 _MARKER_SIZE = 4
 _ALPHA = 0.7
@@ -115,6 +124,25 @@ def _sphere_grid(n: int = 181) -> tuple[np.ndarray, list[np.ndarray]]:
 # Drawing
 
 
+def plot_text(text: object, limit: int = MAX_PLOT_TEXT) -> str:
+    """A name from a run record or the command line as matplotlib text: on one line (control
+    characters escaped), at most ``limit`` characters, and with ``$`` escaped so that mathtext
+    never parses it (``$\\foo$`` would stop the drawing)."""
+    return printable(text, limit).replace("$", r"\$")
+
+
+def image_format(path: str | os.PathLike[str]) -> str:
+    """The format a figure written to ``path`` gets, from its suffix (none: png); ValueError
+    naming the supported ones for any other suffix. pgf is left out: it needs a LaTeX installation."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    supported = sorted(set(FigureCanvasBase.get_supported_filetypes()) - {"pgf"})
+    if fmt not in supported:
+        raise ValueError(f"cannot write {path}: unknown image format {fmt!r} (one of {', '.join(supported)})")
+    return fmt
+
+
 def label_colors(labels: np.ndarray | None, n: int) -> np.ndarray:
     import matplotlib
 
@@ -125,7 +153,8 @@ def label_colors(labels: np.ndarray | None, n: int) -> np.ndarray:
     if lab.shape[0] != n:
         raise ValueError(f"labels has {lab.shape[0]} entries but z has {n} rows")
     if n and not np.issubdtype(lab.dtype, np.integer):
-        if not (np.isfinite(lab).all() and np.all(lab == np.round(lab))):
+        # floats must hold integers; strings, complex numbers, dates... are no labels (not a TypeError)
+        if lab.dtype.kind != "f" or not (np.isfinite(lab).all() and np.all(lab == np.round(lab))):
             raise ValueError("labels must be integers")
     return palette[np.mod(lab.astype(np.int64), len(palette))]
 
@@ -142,10 +171,11 @@ def plot_latent(ax: Any, z: np.ndarray, labels: np.ndarray | None, geometry: str
 
     Points are coloured by integer label with the ``tab10`` palette (label
     modulo 10, so colours agree across panels), marker size 4, alpha 0.7,
-    equal aspect.
+    equal aspect. ``title`` is drawn as plain text (:func:`plot_text`).
     """
     if geometry not in GEOMETRIES:
         raise ValueError(f"geometry must be one of {GEOMETRIES}, got {geometry!r}")
+    title = plot_text(title)  # the model's name comes from latent.npz
     arr = np.asarray(z, dtype=np.float64)
     if arr.ndim == 1:
         arr = arr[:, None]
@@ -185,12 +215,13 @@ def plot_latent(ax: Any, z: np.ndarray, labels: np.ndarray | None, geometry: str
 
 
 def save_figure_atomic(fig: Any, path: Path) -> Path:
-    """Write ``fig`` to ``path`` via a temp file in the same directory."""
+    """Write ``fig`` to ``path`` via a temp file in the same directory (the format from the suffix,
+    see :func:`image_format`; ValueError before anything is written for an unknown one)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     path = Path(path)
+    fmt = image_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = path.suffix.lstrip(".").lower() or "png"
     FigureCanvasAgg(fig)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     try:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..records import RESULT_FILE, read_result
+from ..records.atomic import find_named
 from ._args import parse_args
 
 OVERRIDE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*=")
@@ -81,7 +82,7 @@ def _select(args: argparse.Namespace, named: list[Path]) -> tuple[list[Path], li
                 raise ConfigError(f"{d} does not match the --experiment/--model/--latent-dim filters given")
         return list(dict.fromkeys(named)), []
     chosen, left = [], []
-    for result in sorted(root.rglob(RESULT_FILE)):
+    for result in sorted(find_named(root, (RESULT_FILE,))):  # no recursion: a 1,100-deep tree is fine
         d = result.parent
         record = read_result(d)
         if record is None or not _matches(record, args):

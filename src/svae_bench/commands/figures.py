@@ -1,4 +1,9 @@
-"""``svae-bench figures``: compose the paper-style latent-space figure of an experiment's runs."""
+"""``svae-bench figures``: compose the paper-style latent-space figure of an experiment's runs.
+
+Every problem ends in one line ``error: ...`` on stderr and exit status 2, with nothing written:
+an ``--out`` whose suffix is no image format (checked first), no runs, runs that cannot be drawn.
+Records and runs left out are listed on stderr (``skipped <path>: <reason>``), as ``tables`` does.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..plots import image_format
+from ..records.record import printable
 from ..report.curves import find_curves, plot_curves
 from ..report.figures import compose_runs, find_runs, load_run
 from ..report.heatmap import plot_heatmaps
@@ -58,6 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not runs_root.is_dir():
         print(f"error: runs directory {runs_root} does not exist", file=sys.stderr)
         return 2
+    if args.out is not None:
+        try:
+            image_format(args.out)
+        except ValueError as exc:
+            return _error(exc)
     exp_dir = runs_root / args.experiment
     if args.heatmap:
         out = args.out if args.out is not None else exp_dir / "heatmap.png"
@@ -78,36 +90,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out if args.out is not None else exp_dir / "figure.png"
     try:
         n_panels = compose_runs([load_run(d) for d in run_dirs], out, truth_from_first=True)
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+    except (OSError, ValueError, KeyError) as exc:  # ValueError: also numpy's LinAlgError, matplotlib's
+        return _error(exc)
     print(f"figures: wrote {out} ({n_panels} panels)")
     return 0
 
 
+def _error(exc: BaseException, prefix: str = "") -> int:
+    """Print ``exc`` as the one line ``error: ...`` and return 2."""
+    print(f"error: {prefix}{printable(' '.join(str(exc).split()), 1000)}", file=sys.stderr)
+    return 2
+
+
+def _print_skipped(skipped: list[tuple[Path, str]]) -> None:
+    for path, reason in skipped:
+        print(f"skipped {printable(path)}: {printable(reason, 1000)}", file=sys.stderr)
+
+
 def _curves(exp_dir: Path, out: Path, experiment: str) -> int:
-    curves = find_curves(exp_dir) if exp_dir.is_dir() else []
+    skipped: list[tuple[Path, str]] = []
+    curves = find_curves(exp_dir, skipped) if exp_dir.is_dir() else []
+    _print_skipped(skipped)
     if not curves:
         print(f"error: no runs with a metrics.csv under {exp_dir}", file=sys.stderr)
         return 2
     try:
         plot_curves(curves, out, f"{experiment}: validation ELBO and KL per epoch ({len(curves)} runs)")
     except OSError as exc:
-        print(f"error: cannot write {out}: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+        return _error(exc, f"cannot write {out}: ")
+    except ValueError as exc:  # the runs cannot be drawn (matplotlib's and numpy's errors are ValueErrors)
+        return _error(exc)
     done = sum(c.complete for c in curves)
     print(f"figures: wrote {out} ({len(curves)} runs, {done} complete)")
     return 0
 
 
-def _plot_runs(plot: Callable[[Path, Path, str], int], exp_dir: Path, out: Path, title: str, runs: str) -> int:
-    """Write ``plot(exp_dir, out, title)``'s figure (it returns the number of runs shown); ``runs``
-    names them in the error when there are none."""
+def _plot_runs(plot: Callable[..., int], exp_dir: Path, out: Path, title: str, runs: str) -> int:
+    """Write ``plot(exp_dir, out, title, skipped)``'s figure (it returns the number of runs shown and
+    adds the records it left out to ``skipped``); ``runs`` names them in the error when there are none."""
+    skipped: list[tuple[Path, str]] = []
     try:
-        n = plot(exp_dir, out, title) if exp_dir.is_dir() else 0
+        n = plot(exp_dir, out, title, skipped) if exp_dir.is_dir() else 0
     except OSError as exc:
-        print(f"error: cannot write {out}: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+        _print_skipped(skipped)
+        return _error(exc, f"cannot write {out}: ")
+    except ValueError as exc:
+        _print_skipped(skipped)
+        return _error(exc)
+    _print_skipped(skipped)
     if not n:
         print(f"error: no complete {runs} runs under {exp_dir}", file=sys.stderr)
         return 2

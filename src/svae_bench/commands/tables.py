@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from ..records import RESULT_FILE, STATUS_FILE, write_bytes_atomic
+from ..records.atomic import find_named
+from ..records.record import printable
 from ..report.collect import collect_runs, runs_frame
 from ..report.outputs import render_outputs
 from ._args import parse_args
@@ -17,7 +19,7 @@ HELP = "collect result.json records into CSV / LaTeX / Markdown tables"
 
 def _unfinished_runs(runs_dir: Path) -> int:
     """Run directories that started (status.json) but have no result.json: running, failed, interrupted."""
-    return sum(1 for p in runs_dir.rglob(STATUS_FILE) if not (p.parent / RESULT_FILE).exists())
+    return sum(1 for p in find_named(runs_dir, (STATUS_FILE,)) if not (p.parent / RESULT_FILE).exists())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows, skipped = collect_runs(runs_dir)
     for path, reason in skipped:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
+        print(f"skipped {printable(path)}: {printable(reason, 1000)}", file=sys.stderr)
     if not rows:
         print(f"error: no complete runs in '{runs_dir}' ({len(skipped)} skipped); nothing written", file=sys.stderr)
         return 2
@@ -61,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, text in outputs.items():
-            write_bytes_atomic(out_dir / name, text.encode("utf-8"))
+            # a run directory named in bytes that are not UTF-8 (runs.csv's path): written as \udcxx
+            write_bytes_atomic(out_dir / name, text.encode("utf-8", errors="backslashreplace"))
     except OSError as exc:
         print(f"error: cannot write to '{out_dir}': {exc}", file=sys.stderr)
         return 1

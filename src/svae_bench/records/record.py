@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,13 @@ from .files import RESULT_FILE
 SCHEMA_VERSION = 1
 #: seeds a run can have (numpy takes < 2**32; derived seeds add small offsets)
 SEED_MAX = 2**31 - 1
-#: the integer identity fields of a record and their ranges
-INT_RANGES = {"latent_dim": (1, 100_000), "seed": (0, SEED_MAX)}
+#: the integer identity fields of a record and their ranges (those ``svae-bench run`` accepts)
+INT_RANGES = {"latent_dim": (1, 100_000), "z2_dim": (1, 100_000), "seed": (0, SEED_MAX)}
 MAX_NAME = 200
+#: characters never printed as they are: control and format characters, unpaired surrogates (a
+#: non-UTF-8 file name), private-use and unassigned code points, line and paragraph separators
+_UNPRINTABLE = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 class RecordError(ValueError):
@@ -84,6 +89,27 @@ def shown(value: Any) -> str:
     return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
 
 
+def unprintable(char: str) -> bool:
+    """Whether ``char`` is a control or format character, an unpaired surrogate, a private-use or
+    unassigned code point, or a line or paragraph separator (see :func:`printable`)."""
+    return unicodedata.category(char) in _UNPRINTABLE
+
+
+def printable(text: Any, limit: int | None = None) -> str:
+    """``text`` for a terminal, on one line: newlines, tabs, escape codes and every other character
+    of :func:`unprintable` written as ``\\n``, ``\\t``, ``\\x1b``, ``\\u202e``...; cut after ``limit``
+    characters (then "... (N characters)")."""
+    text = str(text)
+    if limit is not None and len(text) > limit:
+        text = f"{text[:limit]}... ({len(text)} characters)"
+    return "".join(_ESCAPES.get(c) or (_escaped(c) if unprintable(c) else c) for c in text)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def check_record(raw: Any, required: tuple[str, ...]) -> dict[str, Any]:
     """The checks every record passes before it reaches a table (RecordError with the reason):
     a complete JSON object with the ``required`` identity keys, names that are short non-empty
@@ -104,6 +130,8 @@ def check_record(raw: Any, required: tuple[str, ...]) -> dict[str, Any]:
     for key in ("experiment", "model", "dataset"):
         if key in record and (not isinstance(record[key], str) or not 0 < len(record[key]) <= MAX_NAME):
             raise RecordError(f"{key} is not a non-empty string of at most {MAX_NAME} characters: {shown(record[key])}")
+        if key in record and any(unprintable(c) for c in record[key]):
+            raise RecordError(f"{key} holds control characters or unpaired surrogates: {shown(record[key])}")
     for key, (lo, hi) in INT_RANGES.items():
         if key not in record:
             continue

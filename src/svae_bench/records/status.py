@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .atomic import UnreadableJSON, read_json_file, write_json_atomic
+from .atomic import UnreadableJSON, read_json_file, read_small_file, write_json_atomic
 from .files import CONFIG_FILE, LOCK_FILE, METRICS_FILE, RESULT_FILE, STATE_FILE, STATUS_FILE
-from .record import is_complete_record, read_result
+from .record import finite, is_complete_record, printable, read_result
 
 #: every state a run can be in, in the order ``svae-bench status`` counts them
 STATES = ("complete", "running", "interrupted", "failed", "missing")
@@ -101,11 +101,12 @@ class RunLock:
             self._fd = None
 
     def holder(self) -> str:
-        """ "process <pid> on <host>" as the lock file says, for messages."""
+        """ "process <pid> on <host>" as the lock file says, for messages (at most 1000 bytes of it read,
+        never a FIFO; anything else: "another process")."""
         try:
-            info = json.loads(self.path.read_text()[:1000])
-            return f"process {info['pid']} on {info['host']}"
-        except (OSError, ValueError, KeyError, TypeError):
+            info = json.loads(read_small_file(self.path, 1000))
+            return f"process {printable(info['pid'], 20)} on {printable(info['host'], 100)}"
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):  # ValueError: UnreadableFile too
             return "another process"
 
     def __enter__(self) -> RunLock:
@@ -151,8 +152,8 @@ def run_state(run_dir: Path, stale_after: float = DEFAULT_STALE_AFTER_S) -> tupl
     if status.get("status") == "failed":
         return "failed", status
     if status.get("status") == "running":
-        updated = status.get("updated")
-        fresh = isinstance(updated, (int, float)) and time.time() - updated < stale_after
+        updated = finite(status.get("updated"))  # None for a 401-digit integer, NaN or infinity
+        fresh = updated is not None and time.time() - updated < stale_after
         if status.get("host") == socket.gethostname():
             # alive and updated recently: a pid reused by another process does not count for ever
             return ("running" if _alive(status.get("pid")) and fresh else "interrupted"), status

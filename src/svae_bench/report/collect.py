@@ -31,6 +31,8 @@ from typing import Any
 import pandas as pd
 
 from ..records import RESULT_FILE, RecordError, UnreadableJSON, check_record, finite, read_json_file, shown
+from ..records.atomic import find_named
+from ..records.record import INT_RANGES, MAX_NAME, unprintable
 from .markup import model_rank
 
 #: the task of a record that names none (records made before the field existed)
@@ -40,6 +42,8 @@ HEAD_COLUMNS: tuple[str, ...] = ("path", "experiment", "dataset", "model")
 TAIL_COLUMNS: tuple[str, ...] = ("seed", "budget", "epochs", "best_epoch", "train_seconds", "eval_seconds")
 #: the frame's column naming each row's task; kept out of runs.csv
 TASK_COLUMN = "task"
+#: the largest magnitude of an integer identity column without a range in INT_RANGES (exact in a float)
+INT_LIMIT = 2**53
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,8 @@ class MetricField:
 class IdentityColumn:
     """An identity field of a record, as a runs.csv column.
 
-    kind: "int" (required integer; ranges from :data:`svae_bench.records.INT_RANGES`),
+    kind: "int" (required integer; ranges from :data:`svae_bench.records.record.INT_RANGES`, else
+    :data:`INT_LIMIT`),
     "float" (required finite number) or "info" (optional integer: a bad value becomes empty).
     key: part of the run's identity (duplicates, summary cells, sorting).
     """
@@ -107,9 +112,9 @@ def _kind_of(raw: Any) -> RecordKind:
 
 
 def find_records(runs_dir: Path) -> list[Path]:
-    """Every ``result.json`` under ``runs_dir``, in sorted path order (directories and other
-    non-files of that name too: :func:`load_record` reports them)."""
-    return sorted(runs_dir.rglob(RESULT_FILE))
+    """Every ``result.json`` under ``runs_dir`` at any depth, in sorted path order (directories and
+    other non-files of that name too: :func:`load_record` reports them)."""
+    return sorted(find_named(runs_dir, (RESULT_FILE,)))
 
 
 def _is_number(value: Any) -> bool:
@@ -131,7 +136,7 @@ def _metric(name: str, value: Any) -> float:
 def _checked(field: MetricField, label: str, value: Any, raw: Any) -> float:
     x = _metric(label, value)
     if field.fraction and not (math.isnan(x) or 0.0 <= x <= 1.0):
-        raise RecordError(f"{label} = {raw!r} is not a fraction in [0, 1]")
+        raise RecordError(f"{label} = {shown(raw)} is not a fraction in [0, 1]")
     return x
 
 
@@ -140,7 +145,7 @@ def _per_labels(field: MetricField, values: Any) -> dict[str, float]:
     if values is None:
         return {}
     if not isinstance(values, dict):
-        raise RecordError(f"metrics.{field.name} is not an object: {values!r}")
+        raise RecordError(f"metrics.{field.name} is not an object: {shown(values)}")
     out: dict[str, float] = {}
     for key, value in values.items():
         try:
@@ -159,11 +164,14 @@ def _info_int(value: Any) -> int | None:
 
 
 def _budget(raw: dict) -> str:
-    """The training budget's name (conf/budget): the record's, else its config's, else "none"."""
+    """The training budget's name (conf/budget): the record's, else its config's, else "none" (also
+    for a name that is not a short string of printable characters)."""
     budget = raw.get("budget")
     if budget is None and isinstance(raw.get("config"), dict):
         budget = raw["config"].get("budget_name")
-    return budget if isinstance(budget, str) and budget else "none"
+    if not isinstance(budget, str) or not 0 < len(budget) <= MAX_NAME or any(unprintable(c) for c in budget):
+        return "none"
+    return budget
 
 
 def _identity_value(column: IdentityColumn, raw: dict) -> Any:
@@ -174,8 +182,9 @@ def _identity_value(column: IdentityColumn, raw: dict) -> Any:
         if finite(value) is None:
             raise RecordError(f"{column.name} is not a finite number: {shown(value)}")
         return float(value)
-    if not isinstance(value, int) or isinstance(value, bool):  # ranges: check_record
-        raise RecordError(f"{column.name} is not an integer: {shown(value)}")
+    lo, hi = INT_RANGES.get(column.name, (-INT_LIMIT, INT_LIMIT))  # the ranges of INT_RANGES: check_record
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise RecordError(f"{column.name} is not an integer from {lo} to {hi}: {shown(value)}")
     return value
 
 

@@ -208,10 +208,11 @@ def order_text(sign: Any, models: tuple[str, ...], latex: bool) -> str:
     if len(models) > 2:
         if sign is None:
             return EMPTY_LATEX if latex else EMPTY_TEXT
-        return (" $>$ " if latex else " > ").join(latex_escape(model_name(m)) if latex else model_name(m) for m in sign)
+        escape = latex_escape if latex else markdown_escape
+        return (" $>$ " if latex else " > ").join(escape(model_name(m)) for m in sign)
     if math.isnan(sign):
         return EMPTY_LATEX if latex else EMPTY_TEXT
-    first, second = _initial(models[0]), _initial(models[1])
+    first, second = (Markup(latex).text(_initial(m)) for m in models[:2])
     if sign == 0:
         return f"{second} = {first}"
     relation = (">" if sign > 0 else "<") if not latex else ("$>$" if sign > 0 else "$<$")
@@ -284,7 +285,7 @@ def comparison_caption(comp: Comparison, latex: bool) -> str:
 
 def _cells(comp: Comparison, row: ComparisonRow, latex: bool) -> list[str]:
     dec = comp.decimals
-    cells = [row_text(row.d), row.column.paper_header(latex)]
+    cells = [Markup(latex).text(row_text(row.d)), row.column.paper_header(latex)]
     for model in comp.models:
         cells += [
             ours_text(row, model, dec, latex),

@@ -22,14 +22,21 @@ Run directory format consumed here (written by the training code)::
                             model     0-dim str, ae | nvae | svae | psvae
                             beta      0-dim float
 
+latent.npz is read bounded (:data:`MAX_LATENT_BYTES` for the file and for its arrays
+together, read from their headers before any is loaded; a small zip directory), so an
+archive that decompresses to gigabytes is refused, not loaded.
+
 Only the non-interactive Agg canvas is used (``matplotlib.figure.Figure`` plus
 ``FigureCanvasAgg``); pyplot and its global state are never touched.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +56,7 @@ from ..plots import (
     save_latent_png,
 )
 from ..records import RESULT_FILE, read_result
+from ..records.atomic import UnreadableFile, find_named, read_small_file
 from .markup import MODEL_NAMES, model_rank
 
 __all__ = [
@@ -85,8 +93,66 @@ class RunLatent:
         return panel_title(self.model, self.beta)
 
 
+#: the largest latent.npz read, and the largest its arrays may be together once loaded (the MNIST
+#: test set's posterior means at d = 40 take 3.3 MB)
+MAX_LATENT_BYTES = 64 << 20
+#: the largest zip directory of a latent.npz (each array is one entry of about 100 bytes)
+MAX_NPZ_DIRECTORY = 64 << 10
+#: the arrays of latent.npz that are read (others are left alone)
+LATENT_ARRAYS = ("z", "labels", "geometry", "model", "beta", "truth")
+
+
 def _scalar_str(value: np.ndarray) -> str:
     return str(np.asarray(value).reshape(()).item())
+
+
+def _npz_header(member: Any) -> tuple[tuple[int, ...], np.dtype]:
+    from numpy.lib import format as npy
+
+    version = npy.read_magic(member)
+    readers = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
+    if version not in readers:
+        raise ValueError(f".npy format version {version} is not read")
+    shape, _, dtype = readers[version](member)
+    return shape, dtype
+
+
+def read_npz(path: Path, names: Sequence[str] = LATENT_ARRAYS, max_bytes: int = MAX_LATENT_BYTES) -> dict:
+    """The arrays ``names`` (those present) of the .npz archive ``path``, never pickles: the file and
+    the arrays together (their sizes from the .npy headers, before any is loaded) at most
+    ``max_bytes``. ValueError naming the file for anything else (FileNotFoundError passes through)."""
+    from numpy.lib import format as npy
+
+    try:
+        raw = read_small_file(path, max_bytes)
+    except UnreadableFile as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    end = raw.rfind(b"PK\x05\x06", max(0, len(raw) - 22 - 0xFFFF))  # the zip's end-of-directory record
+    if end < 0 or len(raw) < end + 22:
+        raise ValueError(f"{path}: not an npz archive")
+    if int.from_bytes(raw[end + 12 : end + 16], "little") > MAX_NPZ_DIRECTORY:
+        raise ValueError(f"{path}: the npz archive's directory is larger than {MAX_NPZ_DIRECTORY} bytes")
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            members = {i.filename[: -len(".npy")]: i for i in archive.infolist() if i.filename.endswith(".npy")}
+            wanted = [name for name in names if name in members]
+            total = 0
+            for name in wanted:
+                with archive.open(members[name]) as member:
+                    shape, dtype = _npz_header(member)
+                if dtype.hasobject:
+                    raise ValueError(f"array {name} holds Python objects")
+                total += math.prod(shape) * dtype.itemsize
+                if total > max_bytes:
+                    raise ValueError(f"its arrays take more than {max_bytes} bytes")
+            arrays = {}
+            for name in wanted:
+                with archive.open(members[name]) as member:
+                    arrays[name] = npy.read_array(member, allow_pickle=False)
+            return arrays
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError, OSError) as exc:
+        message = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ValueError(f"{path}: unreadable npz archive ({message})") from None
 
 
 def _read_result(run_dir: Path) -> dict[str, Any]:
@@ -101,21 +167,24 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunLatent:
     """
     run_dir = Path(run_dir)
     result = _read_result(run_dir)
-    with np.load(run_dir / "latent.npz", allow_pickle=False) as data:
-        if "z" not in data or "labels" not in data or "geometry" not in data:
-            raise ValueError(f"{run_dir / 'latent.npz'}: needs arrays z, labels and geometry")
-        z = np.asarray(data["z"], dtype=np.float64)
-        labels = np.asarray(data["labels"]).reshape(-1)
-        geometry = _scalar_str(data["geometry"])
-        model = _scalar_str(data["model"]) if "model" in data else str(result.get("model", ""))
-        if "beta" in data:
-            beta = float(np.asarray(data["beta"]).reshape(()))
-        else:
-            try:
-                beta = float(result.get("beta", math.nan))
-            except (TypeError, ValueError):
-                beta = math.nan
-        truth = np.asarray(data["truth"], dtype=np.float64) if "truth" in data else None
+    data = read_npz(run_dir / "latent.npz")
+    if "z" not in data or "labels" not in data or "geometry" not in data:
+        raise ValueError(f"{run_dir / 'latent.npz'}: needs arrays z, labels and geometry")
+    for name in ("z", "truth", "beta"):
+        if name in data and data[name].dtype.kind not in "biuf":
+            raise ValueError(f"{run_dir / 'latent.npz'}: {name} is not real numbers (dtype {data[name].dtype})")
+    z = np.asarray(data["z"], dtype=np.float64)
+    labels = np.asarray(data["labels"]).reshape(-1)
+    geometry = _scalar_str(data["geometry"])
+    model = _scalar_str(data["model"]) if "model" in data else str(result.get("model", ""))
+    if "beta" in data:
+        beta = float(np.asarray(data["beta"]).reshape(()))
+    else:
+        try:
+            beta = float(result.get("beta", math.nan))
+        except (TypeError, ValueError, OverflowError):
+            beta = math.nan
+    truth = np.asarray(data["truth"], dtype=np.float64) if "truth" in data else None
     if z.ndim == 1:
         z = z[:, None]
     if z.ndim != 2:
@@ -222,7 +291,7 @@ def _as_int(value: Any) -> int | None:
         return None
     try:
         f = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a 401-digit integer
         return None
     return int(f) if math.isfinite(f) and f == int(f) else None
 
@@ -231,7 +300,7 @@ def find_runs(root: Path, seed: int, latent_dim: int) -> list[Path]:
     """Run dirs under ``root`` (recursively) with a complete ``result.json``
     for ``seed`` and ``latent_dim`` and a ``latent.npz``, sorted by path."""
     found = []
-    for result_path in sorted(root.rglob(RESULT_FILE)):
+    for result_path in sorted(find_named(root, (RESULT_FILE,))):
         run_dir = result_path.parent
         result = _read_result(run_dir)
         if (

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..plots import save_figure_atomic
+from ..plots import plot_text, save_figure_atomic
 from .collect import TASK_COLUMN, collect_runs, label_columns, runs_frame
 from .comparison import load_reference, reference_values
 from .specs.semisup import FAMILIES
@@ -38,15 +38,17 @@ def accuracy_grid(runs: pd.DataFrame) -> tuple[list[int], list[int], dict[str, n
     return [int(v) for v in z1s], [int(v) for v in z2s], grids, column
 
 
-def plot_heatmaps(runs_dir: Path, out: Path, title: str) -> int:
+def plot_heatmaps(runs_dir: Path, out: Path, title: str, skipped: list[tuple[Path, str]] | None = None) -> int:
     """Draw the heat maps of the m1m2 runs under ``runs_dir`` into ``out``; returns the number of runs
-    used (0: nothing drawn)."""
+    used (0: nothing drawn). The (path, reason) of every record left out is added to ``skipped``."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    rows, _ = collect_runs(runs_dir)
+    rows, left_out = collect_runs(runs_dir)
+    if skipped is not None:
+        skipped.extend(left_out)
     if not rows:
         return 0
     runs = runs_frame(rows)
@@ -76,6 +78,6 @@ def plot_heatmaps(runs_dir: Path, out: Path, title: str) -> int:
         ax.set_title(family)
     if image is not None:
         fig.colorbar(image, ax=list(axes), label="test accuracy (%), ours")
-    fig.suptitle(f"{title}; paper's value in brackets", fontsize=9)
+    fig.suptitle(f"{plot_text(title, 200)}; paper's value in brackets", fontsize=9)
     save_figure_atomic(fig, out)
     return len(runs[runs[TASK_COLUMN] == "m1m2"])

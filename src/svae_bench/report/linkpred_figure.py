@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..plots import save_figure_atomic
+from ..plots import plot_text, save_figure_atomic
 from .collect import TASK_COLUMN, collect_runs, runs_frame
 from .comparison import reference_values
 from .markup import model_name
@@ -20,14 +20,17 @@ from .specs.linkpred import DATASETS, MODELS, load_reference_table4
 COLOURS = {"nvgae": "#4c72b0", "svgae": "#dd8452"}
 
 
-def plot_linkpred(runs_dir: Path, out: Path, title: str) -> int:
-    """Draw the figure of the vgae runs under ``runs_dir`` into ``out``; the number of runs used (0: none)."""
+def plot_linkpred(runs_dir: Path, out: Path, title: str, skipped: list[tuple[Path, str]] | None = None) -> int:
+    """Draw the figure of the vgae runs under ``runs_dir`` into ``out``; the number of runs used (0: none).
+    The (path, reason) of every record left out is added to ``skipped``."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    rows, _ = collect_runs(runs_dir)
+    rows, left_out = collect_runs(runs_dir)
+    if skipped is not None:
+        skipped.extend(left_out)
     runs = runs_frame(rows) if rows else None
     if runs is None or TASK_COLUMN not in runs or not (runs[TASK_COLUMN] == "vgae").any():
         return 0
@@ -68,15 +71,18 @@ def plot_linkpred(runs_dir: Path, out: Path, title: str) -> int:
                         zorder=4,
                         label="paper" if (i == 0 and k == 0) else None,
                     )
-        ax.set_xticks(range(len(datasets)), datasets)
+        ax.set_xticks(range(len(datasets)), [plot_text(d) for d in datasets])
         ax.set_title(f"test {label} (%)")
         ax.grid(axis="y", alpha=0.3)
     values = 100 * runs[["auc", "ap"]].to_numpy(dtype=float)
     refs = [v[0] for (m, d, _), v in paper.items() if d in datasets and m in models]
-    lo = np.nanmin(np.concatenate([values.ravel(), refs])) - 1.5
-    hi = min(100.0, np.nanmax(np.concatenate([values.ravel(), refs])) + 1.0)
-    axes[0].set_ylim(lo, hi)
-    axes[0].legend(fontsize=8, loc="upper left")
+    shown = np.concatenate([values.ravel(), refs])
+    shown = shown[np.isfinite(shown)]  # auc and ap may be null (not measured): NaN
+    if shown.size:  # else no value at all: the axes' default limits
+        axes[0].set_ylim(float(shown.min()) - 1.5, min(100.0, float(shown.max()) + 1.0))
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=8, loc="upper left")
+    title = plot_text(title, 200)
     fig.suptitle(f"{title}; bars: mean ± std of our runs, dots: runs, black ticks: the paper", fontsize=9)
     save_figure_atomic(fig, out)
     return len(runs)

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..records.record import unprintable
 from .collect import TASK_COLUMN
 from .markup import (
     EMPTY_LATEX,
@@ -233,8 +234,10 @@ def _key_labels(table: Table, latex: bool) -> list[str]:
     return [(r"$\beta$" if latex else "β") if n == "beta" else row_label for n in table.row_names]
 
 
-def _row_label(table: Table, row: Row) -> list[str]:
-    return [_fmt_beta(v) if n == "beta" else row_text(v) for n, v in zip(table.row_names, row)]
+def _row_label(table: Table, row: Row, latex: bool) -> list[str]:
+    """The row's key cells, escaped: a row key can be a data set's name (Table 4)."""
+    mk = Markup(latex)
+    return [_fmt_beta(v) if n == "beta" else mk.text(row_text(v)) for n, v in zip(table.row_names, row)]
 
 
 def _beta_note(choice: BetaChoice, mk: Markup) -> str:
@@ -295,11 +298,16 @@ def _cell(table: Table, row: Row, col: Col, bold: set[Cell], latex: bool) -> str
     return format_mean_std(stat, table.decimals, latex=latex, bold=(row, col) in bold)
 
 
+def _one_line(text: str) -> str:
+    """``text`` for a LaTeX comment: a line break in it would end the comment."""
+    return "".join(" " if unprintable(c) else c for c in text)
+
+
 def render_latex(table: Table, bold: set[Cell] | None = None) -> str:
     """A booktabs ``table`` environment; ``bold`` defaults to ``table.bold``."""
     bold = table.bold if bold is None else bold
     if not table.rows or not table.columns:
-        return f"% {table.spec.title}: no data for {table.dataset} ({table.experiment})\n"
+        return f"% {table.spec.title}: no data for {_one_line(table.dataset)} ({_one_line(table.experiment)})\n"
     keys = len(table.row_names)
     metrics = table.shown_metrics
     models = table.models
@@ -326,7 +334,7 @@ def render_latex(table: Table, bold: set[Cell] | None = None) -> str:
         r"\midrule",
     ]
     for row in table.rows:
-        cells = _row_label(table, row) + [_cell(table, row, col, bold, latex=True) for col in table.columns]
+        cells = _row_label(table, row, latex=True) + [_cell(table, row, col, bold, latex=True) for col in table.columns]
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", "}", r"\end{table}"]
     return "\n".join(lines) + "\n"
@@ -337,7 +345,7 @@ def render_markdown(table: Table, bold: set[Cell] | None = None) -> str:
     bold = table.bold if bold is None else bold
     title = f"### {table.spec.title}: {markdown_escape(table.dataset)} (experiment {markdown_escape(table.experiment)})"
     if not table.rows or not table.columns:
-        return f"{title}\n\nNo data ({table.spec.empty_note}). Source: `{table.source}`.\n"
+        return f"{title}\n\nNo data ({table.spec.empty_note}). Source: {Markup(False).code(table.source)}.\n"
     header = _key_labels(table, latex=False) + [
         f"{markdown_escape(model_name(m))} {table.metrics[metric].header(latex=False)}" for m, metric in table.columns
     ]
@@ -350,7 +358,9 @@ def render_markdown(table: Table, bold: set[Cell] | None = None) -> str:
         "|" + "|".join("---:" for _ in header) + "|",
     ]
     for row in table.rows:
-        cells = _row_label(table, row) + [_cell(table, row, col, bold, latex=False) for col in table.columns]
+        cells = _row_label(table, row, latex=False) + [
+            _cell(table, row, col, bold, latex=False) for col in table.columns
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
