@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # other versions would download gigabytes.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv run test test-slow lint mutation bench clean
+.PHONY: venv run test test-slow test-slurm lint mutation bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ mutation: venv
 
 test-slow: venv  # 38 long tests (statistical, compile, kill/resume variants), about 15 minutes on 2 busy cores
 	$(PY) -m pytest -q -m slow
+
+# Sweeps through hydra/launcher=slurm on a one-node SLURM cluster that scripts/local_slurm.sh starts
+# and stops (as root it installs slurm-wlm, munge, slurmdbd, mariadb-server; skips where it cannot):
+# one job array, a time limit with requeue, scancel and re-submit, a node failure; about 8 minutes.
+test-slurm: venv
+	$(PY) -m pytest -q -rs -m slurm
 
 bench: venv
 	$(PY) scripts/bench_distributions.py
