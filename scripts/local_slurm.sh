@@ -12,13 +12,15 @@
 #                                        eval "$(scripts/local_slurm.sh env)"
 #
 # DIR (default: $LOCAL_SLURM_DIR, else /tmp/svae-bench-slurm) holds everything: configuration, state, logs,
-# the munge key and socket and the accounting database. Nothing is written to /etc and no system service is
-# touched. Ports: LOCAL_SLURM_PORT (default 16817) for slurmctld, +1 slurmd, +2 slurmdbd, +3 mariadbd.
+# the munge key and socket and the accounting database. Besides installing the packages, nothing is written
+# to /etc and no system service is touched. Ports: LOCAL_SLURM_PORT (default 16817) for slurmctld, +1 slurmd,
+# +2 slurmdbd, +3 mariadbd.
 # LOCAL_SLURM_ACCOUNTING=0 leaves out slurmdbd and mariadb (then sacct does not work, and a submitit
 # submitter never returns after a scancel: it learns the state of a job that left no result from sacct).
 #
 # Exit status: 0 done; 1 a daemon failed (the message names its log, whose tail follows); 2 bad usage;
-# 3 the packages are missing and cannot be installed here (the message says why).
+# 3 no cluster can run here: the packages are missing and cannot be installed, or not root (the
+# message says why; tests/test_slurm.py skips on this status only).
 set -euo pipefail
 
 ME=local_slurm
@@ -352,6 +354,8 @@ start_cluster() {
     fi
     [ "$n" = 0 ] || stop_cluster >/dev/null  # a partial cluster: start over
     install_packages
+    # munged runs as user munge, mariadbd as mysql, the SLURM daemons as root
+    [ "$(id -u)" = 0 ] || die 3 "not root: cannot start munged, mariadbd and the SLURM daemons (run it with sudo)"
     for d in 0 1 2 3; do
         port=$((PORT + d))
         [ "$ACCOUNTING" = 1 ] || [ "$d" -lt 2 ] || continue
