@@ -344,7 +344,19 @@ def main(argv: list[str] | None = None) -> int:
         help="run these test files / node ids for every chosen mutant instead of its module's group",
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the green-baseline runs (faster re-checks)")
+    parser.add_argument(
+        "--catalogue",
+        type=Path,
+        default=None,
+        help="another catalogue file in the same format (default scripts/mutants.toml), e.g. a draft of new mutants",
+    )
     args = parser.parse_args(argv)
+    global GROUPS, MUTANTS
+    if args.catalogue is not None:
+        try:
+            GROUPS, MUTANTS = load_catalogue(args.catalogue)
+        except (OSError, ValueError, tomllib.TOMLDecodeError) as err:
+            parser.error(f"--catalogue {args.catalogue}: {err}")
 
     ids = [m.id for m in MUTANTS]
     assert len(ids) == len(set(ids)), "duplicate mutant ids"
