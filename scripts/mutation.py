@@ -48,12 +48,15 @@ import argparse
 import json
 import os
 import platform
+import queue
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -102,6 +105,7 @@ class Outcome:
     status: str  # killed | survived | timeout | error
     seconds: float
     detail: str
+    group: str = ""  # the catalogue's test group
 
 
 def copy_tree(dest: Path, rev: str | None) -> Path:
@@ -292,6 +296,18 @@ def write_report(
     ]
     for file, group in by_file.items():
         lines.append(f"| {file} | {sum(o.status != 'survived' for o in group)} | {len(group)} |")
+    by_group: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        by_group.setdefault(o.group, []).append(o)
+    lines += [
+        "",
+        "By test group (scripts/mutants.toml's [groups]):",
+        "",
+        "| group | killed | total |",
+        "|---|---:|---:|",
+    ]
+    for name, group in by_group.items():
+        lines.append(f"| {name} | {sum(o.status != 'survived' for o in group)} | {len(group)} |")
     lines += [
         "",
         "## Every mutant",
@@ -311,11 +327,39 @@ def write_report(
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
 
 
+def of_module(file: str, wanted: str) -> bool:
+    """Is ``file`` (relative to src/svae_bench) the file or inside the folder ``wanted``?"""
+    wanted = wanted.strip("/")
+    return file == wanted or file.endswith("/" + wanted) or file.startswith(wanted + "/")
+
+
+def run_mutant(m: Mutant, src: Path, tests: list[str], timeout: float) -> Outcome:
+    """One mutant in the copy ``src`` (restored afterwards); 'stale' when its text is missing."""
+    try:
+        original = apply(src, m)
+    except LookupError as err:
+        return Outcome(m.id, m.file, m.what, "stale", 0.0, str(err), m.group)
+    try:
+        status, seconds, detail = run_tests(tests, src, timeout)
+    finally:
+        (src / "svae_bench" / m.file).write_text(original)
+    return Outcome(m.id, m.file, m.what, status, seconds, detail, m.group)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", metavar="ID", help="run only these mutants")
     parser.add_argument(
-        "--module", help="run only mutants of this file (e.g. training/loop.py, loop.py, distributions/special.py)"
+        "--module",
+        nargs="+",
+        metavar="PATH",
+        help="run only mutants of these files or folders (e.g. training/loop.py, loop.py, tasks/, report)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="mutants run at once, each in its own copy of the package (default 1; 2 on 2 free cores)",
     )
     parser.add_argument("--list", action="store_true", help="print the catalogue and exit")
     parser.add_argument(
@@ -366,10 +410,13 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown mutant ids: {', '.join(unknown)} (see --list)")
         chosen = [m for m in MUTANTS if m.id in args.only]
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     if args.module:
-        chosen = [m for m in chosen if m.file == args.module or m.file.endswith("/" + args.module)]
-        if not chosen:
-            parser.error(f"no mutant of {args.module!r}")
+        unmatched = [w for w in args.module if not any(of_module(m.file, w) for m in chosen)]
+        if unmatched:
+            parser.error(f"no mutant of {', '.join(map(repr, unmatched))}")
+        chosen = [m for m in chosen if any(of_module(m.file, w) for w in args.module)]
     if args.check:
         problems = check_catalogue(chosen, args.rev)
         for problem in problems:
@@ -396,38 +443,61 @@ def main(argv: list[str] | None = None) -> int:
     outcomes: list[Outcome] = []
     baseline: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="svae-mutation-") as tmp:
-        src = copy_tree(Path(tmp), args.rev)
-        check_import(src)
-        print(f"copy of the package: {src / 'svae_bench'} (imported from there)", flush=True)
+        # one copy of the package per worker: a mutant is written into its worker's copy only
+        copies = [copy_tree(Path(tmp) / f"w{w}", args.rev) for w in range(args.jobs)]
+        for src in copies:
+            check_import(src)
+        print(
+            f"copies of the package: {', '.join(str(c / 'svae_bench') for c in copies)} (imported from there)",
+            flush=True,
+        )
         ok = True
         if not args.no_baseline:
-            # one run over the union of the chosen groups' tests (each file once)
+            # one run over the union of the chosen groups' tests (each file once), in --jobs parts
             union = args.tests or list(dict.fromkeys(t for m in chosen for t in GROUPS[m.group]))
             union = [t for t in union if "::" not in t or t.split("::")[0] not in union]
-            status, seconds, detail = run_tests(union, src, args.timeout * 3, stop_at_first=False)
+            parts = [union[w :: args.jobs] for w in range(args.jobs) if union[w :: args.jobs]]
+            with ThreadPoolExecutor(len(parts)) as pool:
+                results = list(
+                    pool.map(
+                        lambda wp: run_tests(wp[1], copies[wp[0]], args.timeout * 3, stop_at_first=False),
+                        enumerate(parts),
+                    )
+                )
+            green = all(status == "survived" for status, _, _ in results)
             baseline["all relevant tests"] = (
-                f"{'green' if status == 'survived' else status.upper()} in "
-                f"{seconds:.0f} s ({detail}): {' '.join(union)}"
+                f"{'green' if green else 'NOT GREEN'} in {max(sec for _, sec, _ in results):.0f} s "
+                f"({'; '.join(detail for _, _, detail in results)}): {' '.join(union)}"
             )
             print(f"baseline: {baseline['all relevant tests']}", flush=True)
-            ok &= status == "survived"
+            ok &= green
             if not ok:
                 print("a baseline is not green: mutants would be counted as killed for nothing", file=sys.stderr)
                 return 1
-        for i, m in enumerate(chosen, 1):
+        free: queue.Queue[Path] = queue.Queue()
+        for src in copies:
+            free.put(src)
+        done = 0
+        lock = threading.Lock()
+
+        def work(m: Mutant) -> Outcome:
+            nonlocal done
+            src = free.get()
             try:
-                original = apply(src, m)
-            except LookupError as err:
-                print(f"[{i}/{len(chosen)}] {err}", file=sys.stderr, flush=True)
-                outcomes.append(Outcome(m.id, m.file, m.what, "stale", 0.0, str(err)))
-                ok = False
-                continue
-            try:
-                status, seconds, detail = run_tests(args.tests or GROUPS[m.group], src, args.timeout)
+                outcome = run_mutant(m, src, args.tests or GROUPS[m.group], args.timeout)
             finally:
-                (src / "svae_bench" / m.file).write_text(original)
-            outcomes.append(Outcome(m.id, m.file, m.what, status, seconds, detail))
-            print(f"[{i}/{len(chosen)}] {status:8s} {seconds:6.0f}s  {m.id}: {detail}", flush=True)
+                free.put(src)
+            with lock:
+                done += 1
+                print(
+                    f"[{done}/{len(chosen)}] {outcome.status:8s} {outcome.seconds:6.0f}s  {m.id}: {outcome.detail}",
+                    flush=True,
+                )
+            return outcome
+
+        with ThreadPoolExecutor(args.jobs) as pool:
+            outcomes = list(pool.map(work, chosen))  # in catalogue order
+        ok &= all(o.status != "stale" for o in outcomes)
     wall = time.monotonic() - t_start
     by_file: dict[str, list[Outcome]] = {}
     for o in outcomes:
