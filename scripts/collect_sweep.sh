@@ -3,7 +3,9 @@
 # config.yaml, metrics.csv, run.log; never checkpoints), so that they can be committed as they
 # finish and a later session's sweep skips them.
 #
-#   scripts/collect_sweep.sh /work/sweeps/mnist_paper/runs results/mnist_paper/runs
+#   scripts/collect_sweep.sh "$WORK/mnist_paper/runs" results/mnist_paper/runs
+#
+# (WORK: the sweep's work directory outside the checkout, the sweep scripts' WORKDIR argument.)
 set -euo pipefail
 SRC=$1
 DST=$2

@@ -5,8 +5,10 @@
 # sweep continues them after their last epoch instead of from scratch. Never commit this folder:
 # results/ takes complete records only (scripts/collect_sweep.sh).
 #
-#   scripts/stash_partial.sh /work/sweeps/mnist_paper/runs sweep_state/mnist_paper/runs    # save
-#   scripts/stash_partial.sh --restore sweep_state/mnist_paper/runs /work/sweeps/mnist_paper/runs
+#   scripts/stash_partial.sh "$WORK/mnist_paper/runs" sweep_state/mnist_paper/runs    # save
+#   scripts/stash_partial.sh --restore sweep_state/mnist_paper/runs "$WORK/mnist_paper/runs"
+#
+# (WORK: the sweep's work directory outside the checkout, the sweep scripts' WORKDIR argument.)
 #
 # state.pt travels as state.partial (*.pt is ignored by git). Restoring skips a run whose
 # destination already has a state.pt or a complete record.

@@ -20,7 +20,7 @@ set -euo pipefail
 #
 # On a CPU with AVX2 the sweep asks PyTorch for its AVX2 kernels (unless ATEN_CPU_CAPABILITY is
 # set): on an AVX512 machine PyTorch 2.14's float32 softplus, half of an M2 step, is 4x slower
-# with the AVX512 ones (README, Table 3; the sweep ran so from 2026-12-07 06:29).
+# with the AVX512 ones (docs/table3.md, "Speed of M2"; the sweep ran so from 2026-12-07 06:29).
 COMMIT=56b13a9
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${1:-/work/sweeps}

@@ -1,5 +1,5 @@
 """Guards found by mutation testing: gradients of the tangent part of vMF and Power Spherical
-samples, and log I_v(x) held to the accuracy the README states.
+samples, and log I_v(x) held to the accuracy docs/distributions.md states.
 
 The gradient tests in test_vmf_gradients.py use losses of mu.z only, which multiply the
 tangent term of d(sample)/dk by zero (dz/dt = -mu + ((1 - t)/rho) e and mu.e = 0). Here the
@@ -239,20 +239,20 @@ def test_power_spherical_gradient_unbiased_high_precision(m, k, loss):
     assert abs(est - ref) < Z_TOL * se, (est, ref, se)
 
 
-# -- log I_v(x) against mpmath at the accuracy the README states ----------------------------------
+# -- log I_v(x) against mpmath at the accuracy docs/distributions.md states ----------------------
 #
 # Measured on the grids below (float64, 2026-12): the relative error of log I_v(x) is at most
 # 7.7e-12, reached at v = 100, x = 68.13 where log I_v(x) = 0.0087 (absolute error 6.6e-14:
 # relative error is ill-conditioned where log I_v crosses 0); away from such points it is
 # <= 3e-14. Relative to max(|log I_v|, 1), i.e. relative where |log I_v| >= 1 and absolute
-# below, it is at most 6.6e-14, and d/dx log I_v(x) is within 6.4e-15 relative. The README
+# below, it is at most 6.6e-14, and d/dx log I_v(x) is within 6.4e-15 relative. docs/distributions.md
 # claims 1e-13 (value) and 1e-14 (d/dx): the tolerances below are those claims where the code
 # meets them, and 3x the measured figure for the plain relative error of the value, which
 # does not meet 1e-13 at that one near-zero point (reported, not loosened).
 
-VALUE_TOL = 1e-13  # relative, absolute where |log I_v| < 1; README's claim (measured 6.6e-14)
-VALUE_REL_TOL = 2.5e-11  # plain relative error, 3x the measured 7.7e-12 (README claims 1e-13)
-DERIV_TOL = 1e-14  # README's claim (measured 6.4e-15)
+VALUE_TOL = 1e-13  # relative, absolute where |log I_v| < 1; the docs' claim (measured 6.6e-14)
+VALUE_REL_TOL = 2.5e-11  # plain relative error, 3x the measured 7.7e-12 (the docs claim 1e-13)
+DERIV_TOL = 1e-14  # the docs' claim (measured 6.4e-15)
 
 ORDERS = [0.0, 0.5, 1.0, 1.5, 2.5, 4.0, 9.5, 20.0, 49.5, 100.0, 199.5, 500.0]
 ARGS = np.unique(np.concatenate([np.logspace(-4, 5, 55), [19.99, 20.0, 20.01, 25.0, 50.0]]))

@@ -1,7 +1,7 @@
 """Guards found by mutation testing: the importance-sampled log-likelihood with an imperfect
 posterior against an exact log p(x), k-NN with k = 5 (not 1), and the labelled-subset draw.
 
-evaluate.py promises (module docstring and knn_accuracy): ``ll`` = log (1/S) sum_s w_s with
+tasks/vae_metrics.py promises (module docstring and knn_accuracy): ``ll`` = log (1/S) sum_s w_s with
 log-sum-exp; ``re`` = Monte Carlo E_q log p(x|z) over the same samples; ``kl`` in closed form;
 ``elbo`` = re - kl; k-NN fitted on ``n_labels`` random labelled *training* points (drawn
 without replacement, a fresh draw per repeat, from the run's seeded generator), scored on the

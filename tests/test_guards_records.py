@@ -1,11 +1,11 @@
 """Guards found by mutation testing: which records count as complete (so that a failed or
 incomplete run is re-run, not skipped), and where the atomic writer puts its temporary file.
 
-records.py promises: result.json with ``status: complete`` (and its metrics) marks a finished
-run; every file is written to a temporary file *in the same directory* and renamed into place
-(a rename within one directory is atomic; across file systems os.replace fails or copies).
-run.py promises: a run whose result.json is complete is skipped unless force=true; any other
-run is (re-)run.
+records/record.py and records/atomic.py promise: result.json with ``status: complete`` (and its
+metrics) marks a finished run; every file is written to a temporary file *in the same directory*
+and renamed into place (a rename within one directory is atomic; across file systems os.replace
+fails or copies). tasks/harness.py promises: a run whose result.json is complete is skipped
+unless force=true; any other run is (re-)run.
 """
 
 from __future__ import annotations

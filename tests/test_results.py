@@ -79,17 +79,18 @@ def _markdown_rows(text: str, header_start: str) -> list[list[str]]:
     return rows
 
 
-def test_readme_budget_summary_matches_budget_comparison() -> None:
-    """The README's "What each budget gives" table is a condensed copy of results/budgets.md (and of
-    conf/budget/): every figure in it must be the one those files hold, so a new record that changes
-    budgets.md cannot leave the README behind."""
+@pytest.mark.parametrize("page", ["README.md", "docs/table1.md"])
+def test_readme_budget_summary_matches_budget_comparison(page: str) -> None:
+    """The "What each budget gives" table of the README and of docs/table1.md is a condensed copy of
+    results/budgets.md (and of conf/budget/): every figure in it must be the one those files hold, so
+    a new record that changes budgets.md cannot leave either page behind."""
     committed = REPO / "results" / "budgets.md"
     if not committed.exists():
         pytest.skip("no results/budgets.md committed")
     comparison = committed.read_text(encoding="utf-8")
     by_cell = {(row[0], row[1], row[2]): row for row in _markdown_rows(comparison, "| budget | d | model |")}
     cost = {row[0]: row for row in _markdown_rows(comparison, "| budget | runs shown |")}
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    readme = (REPO / page).read_text(encoding="utf-8")
     summary = _markdown_rows(readme, "| budget | epochs / patience / warm-up |")
     assert [row[0] for row in summary] == ["`laptop`", "`medium`", "`paper`"]
     for row in summary:

@@ -174,7 +174,7 @@ def set_up_process(cfg: DictConfig) -> torch.device:
     Subnormal floats (float32 below 1.2e-38) cost an x86 core up to ~100x per operation, and a
     trained MNIST decoder makes them: its logits on the always-black border pixels drift towards
     -100, whose exp (in softplus) and gradients underflow into that range. A d = 2 S-VAE epoch from
-    epoch 280 weights took 5.5 s instead of 3.8 s (README, "Training and evaluation speed").
+    epoch 280 weights took 5.5 s instead of 3.8 s (docs/benchmarks.md, "Training and evaluation speed").
     Flushing them to zero (FTZ/DAZ) changes only values below 1.2e-38 (2.2e-308 in float64); a
     missing key (records made before the option) means off."""
     device = pick_device(str(cfg.device))

@@ -15,7 +15,7 @@
   and the prior only, and as S grows it tends to the reconstruction term, not to log p(x). Here
   z_0 is the first of the same S samples (the example draws it separately: same expectation),
   so it costs no decoder pass beyond the honest estimate's. Use it only to compare with the
-  paper's LL column (README, "What the paper's LL column measures");
+  paper's LL column (docs/table1.md, "What the paper's LL column measures");
 * ``knn_acc`` = accuracy of a k-NN classifier on posterior locations, fitted on
   N labelled training points (N in ``knn_labels``), averaged over label draws.
 

@@ -58,7 +58,8 @@ def _table1_bold(names: tuple[str, ...], mk: Markup) -> str:
     )
 
 
-#: the README section with the evidence on what the paper's LL column measures
+#: the README section on what the paper's LL column measures (the evidence: docs/table1.md, same heading);
+#: committed tables cite it, so the README keeps the heading
 LL_SECTION = "What the paper's LL column measures"
 
 
