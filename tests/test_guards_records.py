@@ -116,6 +116,27 @@ def test_a_complete_record_is_skipped_unless_forced(tmp_path, cfg_for, no_work):
         run_mod.run_one(cfg_for("force=true"), tmp_path)
 
 
+def test_a_forced_rerun_removes_the_old_record_before_it_trains(tmp_path, cfg_for, monkeypatch):
+    """A forced re-run killed while it trains must not leave the old numbers standing as its record."""
+    cfg = cfg_for()
+    from omegaconf import OmegaConf
+
+    write_record(
+        tmp_path,
+        {"status": "complete", "metrics": METRICS, "epochs": 3, "config": OmegaConf.to_container(cfg, resolve=True)},
+    )
+    seen = {}
+
+    def train_vae(*args, **kwargs):  # the moment training starts: a kill -9 from here on
+        seen["record when training starts"] = read_result(tmp_path / "result.json")
+        raise Reran
+
+    monkeypatch.setattr(vae_task, "train_vae", train_vae)
+    with pytest.raises(Reran):
+        run_mod.run_one(cfg_for("force=true"), tmp_path)
+    assert seen == {"record when training starts": None}
+
+
 # -- the atomic writer's temporary file ------------------------------------------------------------
 
 

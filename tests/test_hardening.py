@@ -76,6 +76,11 @@ BAD_VALUES = [
     (["dataset=mnist", "dataset.n_val=60000"], "dataset.n_val=60000 must be an integer >= 1 (at most 59999)"),
     (["-m", "seed=0,-1"], "seed=-1 must be an integer >= 0 (at most 2147483647) (sweep job"),
     (["-m", "beta=1,nan"], "beta=nan must be a finite number >= 0"),
+    # no -m, but the experiment sets hydra.mode=MULTIRUN: a sweep, every job checked, the second one bad
+    (
+        ["experiment=table1", "dataset=mnist", "latent_dim=2,0"],
+        "latent_dim=0 must be an integer >= 1 (at most 100000) (sweep job",
+    ),
 ]
 
 

@@ -241,6 +241,19 @@ def test_reported_auc_and_ap_are_sklearns_on_the_test_edges(hydra_compose, tmp_p
     assert 0.5 < auc < 1 and rec["best_epoch"] == 25
 
 
+def test_every_seed_of_a_cell_is_scored_on_the_split_of_dataset_split_seed(hydra_compose) -> None:
+    """The seed draws the weights; the edge split is dataset.split_seed's, the same for every seed."""
+    from svae_bench.tasks.vgae import VgaeTask
+
+    task = VgaeTask()
+    for seed, split_seed in ((1, 0), (2, 0), (1, 3)):
+        data = task.prepare(hydra_compose("model=nvgae", *RUN, f"seed={seed}", f"dataset.split_seed={split_seed}")).data
+        split = Reference(split_seed=split_seed).split
+        for name in ("val", "val_false", "test", "test_false"):
+            assert np.array_equal(getattr(data, name).numpy(), getattr(split, name)), (seed, split_seed, name)
+    assert not np.array_equal(Reference(split_seed=0).split.test, Reference(split_seed=3).split.test)
+
+
 # --------------------------------------------------------------------------- what training sees
 
 
