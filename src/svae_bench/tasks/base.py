@@ -141,11 +141,6 @@ class Task:
     #: whether :meth:`reevaluate` is implemented (``svae-bench evaluate``)
     reevaluates: bool = False
 
-    def eval_defaults(self) -> dict[str, Any]:
-        """Today's defaults of the evaluation settings (the ``eval`` group), for records made before a
-        key existed."""
-        return {}
-
     def reevaluate(self, cfg: Any, run_dir: Path) -> dict[str, Any]:
         """The metrics of the complete run in ``run_dir`` evaluated again from its checkpoint with
         ``cfg`` (the record's config, evaluation settings possibly changed); writes nothing."""

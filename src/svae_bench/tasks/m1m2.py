@@ -49,8 +49,9 @@ from ..errors import ConfigError
 from ..models import VAE, build_model
 from ..models.m2 import build_m2
 from ..models.vae import ACTIVATIONS
-from ..records import CHECKPOINT_FILE, RESULT_FILE, format_number, is_complete_record, is_locked, read_result
-from ..training import train
+from ..records import CHECKPOINT_FILE, RESULT_FILE, is_complete_record, is_locked, read_result
+from ..schema import TrainerConfig, migrate_config, run_subdir, typed
+from ..training import TrainSettings, train
 from .base import RunContext, Task, TaskOutput, loop_fields
 from .harness import config_differences, run_one, without_keys
 from .m1m2_objective import EARLY_STOP, M1M2, Z1_INPUTS, M2Objective, active_coordinates
@@ -85,6 +86,32 @@ M2_TRAINER = {  # every count with its upper bound, so that a refusal says the w
     "nan_retries": integer(0, 1000),  # as trainer.nan_retries, which it defaults to
     "nan_lr_factor": number(0, 1, lo_open=True),
 }
+
+
+def m2_schedule(m2_trainer: Mapping[str, Any]) -> dict[str, Any]:
+    """The training settings ``semisup.trainer`` gives M2 (checked by :data:`M2_TRAINER`), typed: each
+    key it has replaces the run trainer's (:func:`~svae_bench.tasks.vae_objective.trainer_settings`)."""
+    missing = [key for key in M2_TRAINER if key not in m2_trainer]
+    if missing:
+        raise ConfigError(f"semisup.trainer.{missing[0]} is missing (the semisup.trainer config has no value)")
+    return {key: _M2_TYPES[key](m2_trainer[key]) for key in M2_TRAINER}
+
+
+def m2_settings(values: Mapping[str, Any]) -> TrainSettings:
+    """The loop's settings of M2: its own schedule and fault handling (``semisup.trainer``; by default
+    the budget's M1 schedule), the run trainer's progress bar and kernels (compile, fused)."""
+    trainer = typed(TrainerConfig, values["trainer"], "trainer.")
+    return trainer_settings(trainer, **m2_schedule(values["semisup"]["trainer"]))
+
+
+_M2_TYPES = {
+    "lr": float,
+    "batch_size": int,
+    "max_epochs": int,
+    "patience": int,
+    "nan_retries": int,
+    "nan_lr_factor": float,
+}
 #: config keys of the M1+M2 run that are not M1's
 OWN_KEYS = ("semisup", "family", "task", "experiment_name")
 #: keys that may differ between a reused M1 run and the one this cell would train (n_seeds: the
@@ -104,22 +131,13 @@ def m1_values(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def m1_dir(values: Mapping[str, Any]) -> Path:
-    """M1's run directory, as a Table 1 sweep names it (conf/hydra/default.yaml)."""
+    """M1's run directory, as a Table 1 sweep names it: :func:`svae_bench.schema.run_subdir`, the
+    function behind conf/hydra/default.yaml's run directory, below ``runs_root``."""
     m1 = m1_values(values)
-    return (
-        Path(str(m1["runs_root"]))
-        / m1["experiment_name"]
-        / m1["dataset"]["name"]
-        / m1["model"]["name"]
-        / f"d={m1['latent_dim']}"
-        / f"beta={format_number(m1['beta'])}"
-        / f"seed={m1['seed']}"
+    subdir = run_subdir(
+        m1["experiment_name"], m1["dataset"]["name"], m1["model"]["name"], m1["latent_dim"], m1["beta"], m1["seed"]
     )
-
-
-#: trainer keys added after records were first made, and what a record without one ran with: Adam's
-#: multi-tensor kernel and no flushing of subnormal floats (conf/trainer/default.yaml)
-TRAINER_BEFORE_KEY = {"fused": False, "flush_denormal": False}
+    return Path(str(m1["runs_root"])) / subdir
 
 
 def m1_mismatch(record: dict, values: Mapping[str, Any]) -> list[str]:
@@ -127,14 +145,12 @@ def m1_mismatch(record: dict, values: Mapping[str, Any]) -> list[str]:
 
     Every setting that changes what M1 learns counts, ``trainer.fused`` included (Adam's fused
     kernel rounds differently: another kernel trains another M1); a record made before a trainer
-    key existed ran with :data:`TRAINER_BEFORE_KEY`'s value."""
+    key existed ran with what :func:`svae_bench.schema.migrate_config` says."""
     recorded = record.get("config")
     if not isinstance(recorded, dict):
         return ["config (the record has none)"]
-    old, new = without_keys(recorded, M1_IGNORED), without_keys(m1_values(values), M1_IGNORED)
-    for config in (old, new):  # a missing key means what the code reads it as (trainer_settings, set_up_process)
-        if isinstance(config.get("trainer"), dict):
-            config["trainer"] = {**TRAINER_BEFORE_KEY, **config["trainer"]}
+    old = without_keys(migrate_config(recorded), M1_IGNORED)
+    new = without_keys(migrate_config(m1_values(values)), M1_IGNORED)
     return config_differences(old, new)
 
 
@@ -163,6 +179,7 @@ class M1M2Task(Task):
             raise ConfigError("semisup must be a config group with a trainer; experiment=table3 sets it")
         check_values(semisup, SEMISUP, "semisup.")
         check_values(semisup["trainer"], M2_TRAINER, "semisup.trainer.")
+        m2_schedule(semisup["trainer"])  # every key present
         m1_latent, z2_latent = FAMILIES[family]
         if values["model"]["latent"] != m1_latent or semisup["z2_latent"] != z2_latent:
             raise ConfigError(
@@ -282,14 +299,11 @@ class M1M2Task(Task):
             early_stop=semisup["early_stop"],
             warmup_epochs=int(semisup["warmup_epochs"]),
         )
-        # M2's own schedule; the progress bar and the kernels (compile, fused) follow the run's trainer
-        speed = {k: values["trainer"][k] for k in ("progress", "compile", "fused") if k in values["trainer"]}
-        settings = trainer_settings({**semisup["trainer"], **speed})
         result = train(
             model,
             unlabelled_only(data, prepared.labelled),  # the loop's batches: the unlabelled images
             objective,
-            settings,
+            m2_settings(values),
             int(cfg.seed),
             **ctx.loop_kwargs(),
         )

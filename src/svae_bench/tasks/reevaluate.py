@@ -40,6 +40,7 @@ from ..records import (
     versions,
     write_json_atomic,
 )
+from ..schema import migrate_config
 from .registry import get_task
 
 #: config keys an evaluation may change: the evaluation settings, and where and how it runs
@@ -93,10 +94,10 @@ def check_reevaluable(run_dir: Path) -> dict:
     return record
 
 
-def evaluation_config(record: dict, overrides: list[str], defaults: dict[str, Any]) -> Any:
-    """The record's config with evaluation ``defaults`` for keys it predates, then ``overrides``."""
-    values = copy.deepcopy(record["config"])
-    values["eval"] = {**defaults, **values.get("eval", {})}
+def evaluation_config(record: dict, overrides: list[str]) -> Any:
+    """The record's config in today's form (:func:`~svae_bench.schema.migrate_config`: evaluation
+    keys it predates take today's defaults), then ``overrides``."""
+    values = migrate_config(record["config"])
     try:
         return OmegaConf.merge(OmegaConf.create(values), OmegaConf.from_dotlist(overrides))
     except Exception as err:  # omegaconf's grammar and type errors: one line
@@ -107,7 +108,7 @@ def reevaluate_run(run_dir: Path, overrides: list[str]) -> Reevaluation:
     """Evaluate a complete run again from its checkpoint and rewrite its record (module docstring)."""
     record = check_reevaluable(run_dir)
     task = get_task(record.get("task", "vae"))
-    cfg = evaluation_config(record, overrides, task.eval_defaults())
+    cfg = evaluation_config(record, overrides)
     task.check(cfg)  # every value, before anything is read: a bad eval.* value is one line
     lock = RunLock(run_dir)
     if not lock.acquire():
@@ -118,7 +119,7 @@ def reevaluate_run(run_dir: Path, overrides: list[str]) -> Reevaluation:
         metrics = task.reevaluate(cfg, run_dir)
         seconds = round(time.perf_counter() - t0, 3)
         settings = OmegaConf.to_container(cfg.eval, resolve=True)
-        before = {**task.eval_defaults(), **record["config"].get("eval", {})}
+        before = migrate_config(record["config"])["eval"]
         result = Reevaluation(run_dir, metrics, seconds=seconds)
         entry: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

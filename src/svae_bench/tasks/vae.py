@@ -14,7 +14,6 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .. import conf as conf_package
 from ..checks import check_device
 from ..data import DataBundle, build_dataset, check_data_available
 from ..errors import ConfigError
 from ..models import VAE, build_model
 from ..plots import save_latent_png
 from ..records import CHECKPOINT_FILE, format_number, write_bytes_atomic
+from ..schema import migrate_trainer
 from .base import RunContext, Task, TaskOutput, loop_fields, model_identity
 from .registry import register_task
 from .vae_checks import check_run_config
@@ -93,9 +92,6 @@ class VaeTask(Task):
         )
 
     reevaluates = True
-
-    def eval_defaults(self) -> dict[str, Any]:
-        return plain(OmegaConf.load(resources.files(conf_package) / "eval" / "default.yaml"))
 
     def reevaluate(self, cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         """:meth:`run`'s evaluation of the weights in ``run_dir``'s checkpoint.pt, with the same seeds."""
@@ -176,11 +172,12 @@ def set_up_process(cfg: DictConfig) -> torch.device:
     -100, whose exp (in softplus) and gradients underflow into that range. A d = 2 S-VAE epoch from
     epoch 280 weights took 5.5 s instead of 3.8 s (docs/benchmarks.md, "Training and evaluation speed").
     Flushing them to zero (FTZ/DAZ) changes only values below 1.2e-38 (2.2e-308 in float64); a
-    missing key (records made before the option) means off."""
+    record made before the option ran without (:func:`svae_bench.schema.migrate_trainer`)."""
     device = pick_device(str(cfg.device))
-    if cfg.trainer.get("num_threads"):
-        torch.set_num_threads(int(cfg.trainer.num_threads))
-    torch.set_flush_denormal(bool(cfg.trainer.get("flush_denormal", False)))
+    trainer = migrate_trainer(cfg.trainer)  # a config of today: unchanged
+    if trainer["num_threads"]:
+        torch.set_num_threads(int(trainer["num_threads"]))
+    torch.set_flush_denormal(bool(trainer["flush_denormal"]))
     torch.manual_seed(int(cfg.seed))
     np.random.seed(int(cfg.seed))
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -227,7 +224,7 @@ def save_latent(out_dir, model: VAE, data: DataBundle, cfg: DictConfig) -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     write_bytes_atomic(out_dir / LATENT_FILE, buf.getvalue())
-    if cfg.eval.get("latent_plot", True) and int(cfg.latent_dim) == 2:
+    if cfg.eval.latent_plot and int(cfg.latent_dim) == 2:
         title = f"{cfg.model.name}, d = {cfg.latent_dim}, β = {format_number(cfg.beta)}"
         save_latent_png(out_dir / LATENT_PLOT, z, data.test.y.numpy(), model.head.geometry, title)
 

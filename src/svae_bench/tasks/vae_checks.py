@@ -1,4 +1,6 @@
-"""Every value a VAE run uses, with its allowed range (the rule tables of :class:`~svae_bench.tasks.vae.VaeTask`).
+"""Every value a VAE run uses, with its allowed range (the checks of :class:`~svae_bench.tasks.vae.VaeTask`):
+the top level, ``trainer`` and ``eval`` by their schema (:mod:`svae_bench.schema`), the model and
+data set groups by the tables here.
 
 :func:`check_run_config` raises :class:`~svae_bench.errors.ConfigError` with one
 line on the first value a run could not use: a failing interpolation, a wrong
@@ -12,7 +14,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..checks import (
-    boolean,
     check_device,
     check_values,
     integer,
@@ -28,41 +29,8 @@ from ..checks import (
 )
 from ..errors import ConfigError
 from ..records import SEED_MAX
+from ..schema import EvalConfig, RunConfig, TrainerConfig, rules, typed
 
-TOP = {
-    "experiment_name": name,
-    "latent_dim": integer(1, 100_000),
-    "beta": number(0),
-    "seed": integer(0, SEED_MAX),
-    "budget_name": name,
-    "n_seeds": integer(1, 100_000),
-    "runs_root": path_string,
-    "force": boolean,
-    "device": None,  # checked by check_device (needs torch)
-}
-TRAINER = {
-    "optimizer": one_of("adam"),
-    "lr": number(0, lo_open=True),
-    "batch_size": positive_int(),
-    "max_epochs": positive_int(10**7),
-    "patience": positive_int(),
-    "warmup_epochs": integer(0),
-    "num_threads": optional(positive_int(4096)),
-    "progress": one_of("auto", True, False, "true", "false"),
-    "nan_retries": integer(0, 1000),
-    "nan_lr_factor": number(0, 1, lo_open=True),
-    "compile": boolean,
-    "fused": boolean,
-    "flush_denormal": boolean,
-}
-EVAL = {
-    "is_samples": positive_int(10**6),
-    "is_batch_points": positive_int(10**7),
-    "knn_labels": list_of(positive_int(), "positive integers"),
-    "knn_neighbors": positive_int(),
-    "knn_repeats": positive_int(10**5),
-    "latent_plot": boolean,
-}
 MODEL = {
     "name": name,
     "latent": None,  # checked by _check_model_choices (the model registry imports torch)
@@ -138,12 +106,12 @@ def n_train_points(ds: Mapping) -> int:
 def check_run_config(cfg: Any, device: bool = True) -> dict:
     """Check every value of a run config (see the module docstring); returns the resolved dict."""
     values = resolved(cfg, exclude=("hydra",))
-    check_values(values, TOP)
+    check_values(values, rules(RunConfig))
     for group in ("trainer", "eval", "model", "dataset"):
         if not isinstance(values.get(group), Mapping):
             raise ConfigError(f"{group} must be a config group; choose one with {group}=NAME")
-    check_values(values["trainer"], TRAINER, "trainer.")
-    check_values(values["eval"], EVAL, "eval.")
+    typed(TrainerConfig, values["trainer"], "trainer.")  # every key present and in its range
+    evaluation = typed(EvalConfig, values["eval"], "eval.")
     check_values(values["model"], MODEL, "model.")
     _check_model_choices(values["model"])
     ds = values["dataset"]
@@ -154,13 +122,12 @@ def check_run_config(cfg: Any, device: bool = True) -> dict:
     check_values(ds, DATASETS[ds["name"]], "dataset.")
     _check_directions(ds)
     n_train = n_train_points(ds)
-    for n in values["eval"].get("knn_labels", []):
+    for n in evaluation.knn_labels:
         if n > n_train:
             raise ConfigError(
                 f"eval.knn_labels contains {n!r}; allowed: integers from 1 to the {n_train} training points"
             )
-    k = values["eval"].get("knn_neighbors")
-    labels = values["eval"].get("knn_labels") or []
+    k, labels = evaluation.knn_neighbors, evaluation.knn_labels
     if labels and k > min(labels):
         raise ConfigError(
             f"eval.knn_neighbors={k} must be at most the smallest number of labels in eval.knn_labels ({min(labels)})"

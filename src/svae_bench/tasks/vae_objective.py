@@ -26,6 +26,7 @@ from torch import Tensor
 
 from ..data import DataBundle
 from ..models import VAE
+from ..schema import TrainerConfig, typed
 from ..training import TrainResult, TrainSettings, train, warmup_fraction
 
 METRIC_COLUMNS = [
@@ -102,25 +103,33 @@ class VaeObjective:
         )
 
 
-def trainer_settings(trainer: Mapping[str, Any]) -> TrainSettings:
-    """The loop's settings from the trainer config group's values (a checked dict or DictConfig)."""
-    return TrainSettings(
-        lr=float(trainer["lr"]),
-        batch_size=int(trainer["batch_size"]),
-        max_epochs=int(trainer["max_epochs"]),
-        patience=int(trainer["patience"]),
-        progress=trainer.get("progress", "auto"),
-        nan_retries=int(trainer.get("nan_retries", 3)),
-        nan_lr_factor=float(trainer.get("nan_lr_factor", 1.0)),
-        compile=bool(trainer.get("compile", False)),
-        fused=bool(trainer.get("fused", False)),
-    )
+def trainer_settings(trainer: TrainerConfig, **schedule: Any) -> TrainSettings:
+    """The loop's settings from the typed trainer group; ``schedule`` replaces some of them for a task
+    with a schedule of its own (M2's, the VGAE's: lr, batch_size, max_epochs, patience, ...), the
+    rest (progress, compile, fused, the fault handling unless replaced) are the run's trainer's."""
+    values = {
+        "lr": trainer.lr,
+        "batch_size": trainer.batch_size,
+        "max_epochs": trainer.max_epochs,
+        "patience": trainer.patience,
+        "progress": trainer.progress,
+        "nan_retries": trainer.nan_retries,
+        "nan_lr_factor": trainer.nan_lr_factor,
+        "compile": trainer.compile,
+        "fused": trainer.fused,
+    }
+    unknown = set(schedule) - set(values)
+    if unknown:
+        raise TypeError(f"not a training setting: {', '.join(sorted(unknown))}")
+    return TrainSettings(**{**values, **schedule})
 
 
 def train_vae(
-    model: VAE, data: DataBundle, trainer: Mapping[str, Any], beta: float, seed: int, **kwargs: Any
+    model: VAE, data: DataBundle, trainer: Mapping[str, Any] | TrainerConfig, beta: float, seed: int, **kwargs: Any
 ) -> TrainResult:
-    """:func:`svae_bench.training.train` with the VAE objective and the trainer group's values;
-    ``kwargs`` (metrics_path, run_dir, resume_config, on_epoch) are passed on."""
-    objective = VaeObjective(float(beta), int(trainer["warmup_epochs"]))
+    """:func:`svae_bench.training.train` with the VAE objective and the trainer group (its values, checked
+    here, or the typed group); ``kwargs`` (metrics_path, run_dir, resume_config, on_epoch) are passed on."""
+    if not isinstance(trainer, TrainerConfig):
+        trainer = typed(TrainerConfig, trainer, "trainer.")
+    objective = VaeObjective(float(beta), trainer.warmup_epochs)
     return train(model, data, objective, trainer_settings(trainer), seed, **kwargs)

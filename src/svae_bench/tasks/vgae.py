@@ -48,11 +48,12 @@ from ..data.planetoid import NAMES as PLANETOID
 from ..errors import ConfigError
 from ..models.vgae import LATENTS, SCALE_PARAMS, VGAE
 from ..records import SEED_MAX
+from ..schema import RunConfig, TrainerConfig, rules, typed
 from ..training import TrainSettings, train
 from .base import RunContext, Task, TaskOutput, loop_fields, model_identity
 from .registry import register_task
 from .vae import VaeTask, plain, set_up_process
-from .vae_checks import TOP, TRAINER
+from .vae_objective import trainer_settings
 
 log = logging.getLogger("svae_bench")
 
@@ -76,7 +77,6 @@ MODEL_RULES = {
     "scale_init": number(0, 10**6, lo_open=True),
     "scale_param": one_of(*SCALE_PARAMS),
 }
-TRAINER_USED = {key: TRAINER[key] for key in ("num_threads", "progress", "nan_retries", "nan_lr_factor")}
 SPLIT = {
     "name": name,
     "split_seed": integer(0, SEED_MAX),
@@ -110,11 +110,13 @@ def _auto_or_positive(values: Mapping, key: str) -> None:
 def check_vgae_config(cfg: Any) -> dict:
     """Every value a link-prediction run uses (one-line ConfigError on the first bad one)."""
     values = resolved(cfg, exclude=("hydra",))
-    check_values(values, TOP)
+    check_values(values, rules(RunConfig))
     for group in ("trainer", "model", "dataset", "vgae"):
         if not isinstance(values.get(group), Mapping):
             raise ConfigError(f"{group} must be a config group; model=nvgae or model=svgae sets it")
-    check_values(values["trainer"], TRAINER_USED, "trainer.")
+    # the whole trainer group, as the VAE task checks it: the run reads num_threads, flush_denormal,
+    # progress, nan_retries, nan_lr_factor, compile and fused from it (its lr and epochs are vgae's)
+    typed(TrainerConfig, values["trainer"], "trainer.")
     check_values(values["vgae"], VGAE_RULES, "vgae.")
     for key in ("pos_weight", "norm"):
         _auto_or_positive(values["vgae"], key)
@@ -213,6 +215,18 @@ class VgaeObjective:
         )
 
 
+def vgae_settings(trainer: Mapping[str, Any], vgae: Mapping[str, Any]) -> TrainSettings:
+    """The loop's settings of a VGAE run: ``vgae``'s schedule (lr, epochs, patience; one full-batch step
+    per epoch), the trainer group's progress bar, fault handling and kernels (compile, fused)."""
+    return trainer_settings(
+        typed(TrainerConfig, trainer, "trainer."),
+        lr=float(vgae["lr"]),
+        batch_size=1,  # the whole graph is one data point: one full-batch step per epoch
+        max_epochs=int(vgae["epochs"]),
+        patience=int(vgae["patience"]),
+    )
+
+
 @dataclass
 class Prepared:
     data: LinkData
@@ -298,22 +312,11 @@ class VgaeTask(Task):
             kl_divisor=float(data.n_nodes) if vgae["kl_scale"] == "nodes" else 1.0,
             select=vgae["select"],
         )
-        settings = TrainSettings(
-            lr=float(vgae["lr"]),
-            batch_size=1,  # the whole graph is one data point: one full-batch step per epoch
-            max_epochs=int(vgae["epochs"]),
-            patience=int(vgae["patience"]),
-            progress=cfg.trainer.get("progress", "auto"),
-            nan_retries=int(cfg.trainer.get("nan_retries", 3)),
-            nan_lr_factor=float(cfg.trainer.get("nan_lr_factor", 1.0)),
-            compile=bool(cfg.trainer.get("compile", False)),
-            fused=bool(cfg.trainer.get("fused", False)),
-        )
         result = train(
             model,
             data.loop_bundle(),
             objective,
-            settings,
+            vgae_settings(cfg.trainer, vgae),
             int(cfg.seed),
             **ctx.loop_kwargs(),
         )

@@ -42,12 +42,15 @@ from tqdm import tqdm
 
 from ..data import DataBundle
 from ..records import STATE_FILE, write_csv_atomic
+from ..schema import TrainerConfig
 from .hooks import apply_step_hooks
 from .objective import Objective
 from .state import CorruptCheckpoint, TrainState, load_state, remove_state, save_state
 
 log = logging.getLogger(__name__)
 
+#: the trainer group's defaults
+_TRAINER = TrainerConfig()
 #: offset between the seeds of successive fresh noise streams after a numerical fault
 _RETRY_SEED_STRIDE = 7919
 #: what load_state_dict and the generators raise on a readable state that does not fit the run
@@ -67,17 +70,20 @@ class TrainSettings:
     fused kernel (``torch.optim.Adam(fused=True)``: the same update in one pass over each
     parameter, 30-35% off an MNIST VAE step on one CPU thread; its roundings differ from the
     multi-tensor kernel's, so runs with and without it are not bitwise equal).
+
+    The defaults are the trainer group's (:class:`svae_bench.schema.TrainerConfig`, their one source);
+    tasks pass every value (:func:`svae_bench.tasks.vae_objective.trainer_settings`).
     """
 
     lr: float
     batch_size: int
     max_epochs: int
     patience: int
-    progress: bool | str = "auto"
-    nan_retries: int = 3
-    nan_lr_factor: float = 1.0
-    compile: bool = False
-    fused: bool = True
+    progress: bool | str = _TRAINER.progress
+    nan_retries: int = _TRAINER.nan_retries
+    nan_lr_factor: float = _TRAINER.nan_lr_factor
+    compile: bool = _TRAINER.compile
+    fused: bool = _TRAINER.fused
 
 
 @dataclass
