@@ -128,7 +128,7 @@ def test_a_forced_rerun_removes_the_old_record_before_it_trains(tmp_path, cfg_fo
     seen = {}
 
     def train_vae(*args, **kwargs):  # the moment training starts: a kill -9 from here on
-        seen["record when training starts"] = read_result(tmp_path / "result.json")
+        seen["record when training starts"] = read_result(tmp_path)
         raise Reran
 
     monkeypatch.setattr(vae_task, "train_vae", train_vae)
