@@ -41,6 +41,10 @@ def trainer_cfg(**kw):
         "progress": False,
         "nan_retries": 3,
         "nan_lr_factor": 0.5,
+        # what these tests trained with before the trainer schema (the .get fallbacks' values)
+        "compile": False,
+        "fused": False,
+        "flush_denormal": True,
     }
     return OmegaConf.create({**base, **kw})
 
