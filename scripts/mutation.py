@@ -273,9 +273,6 @@ def write_report(
         )
         + "\n"
     )
-    by_file: dict[str, list[Outcome]] = {}
-    for o in outcomes:
-        by_file.setdefault(o.file, []).append(o)
     stale = [o for o in outcomes if o.status == "stale"]
     outcomes = [o for o in outcomes if o.status != "stale"]
     killed_all = sum(o.status in ("killed", "timeout", "error") for o in outcomes)
@@ -294,11 +291,8 @@ def write_report(
         "| module | killed | total |",
         "|---|---:|---:|",
     ]
-    for file, group in by_file.items():
-        lines.append(f"| {file} | {sum(o.status != 'survived' for o in group)} | {len(group)} |")
-    by_group: dict[str, list[Outcome]] = {}
-    for o in outcomes:
-        by_group.setdefault(o.group, []).append(o)
+    for file, (killed, total) in tally(outcomes, "file").items():
+        lines.append(f"| {file} | {killed} | {total} |")
     lines += [
         "",
         "By test group (scripts/mutants.toml's [groups]):",
@@ -306,8 +300,8 @@ def write_report(
         "| group | killed | total |",
         "|---|---:|---:|",
     ]
-    for name, group in by_group.items():
-        lines.append(f"| {name} | {sum(o.status != 'survived' for o in group)} | {len(group)} |")
+    for name, (killed, total) in tally(outcomes, "group").items():
+        lines.append(f"| {name} | {killed} | {total} |")
     lines += [
         "",
         "## Every mutant",
@@ -325,6 +319,18 @@ def write_report(
     lines += ["", "## Baseline (unmutated copy)", ""]
     lines += [f"- {group}: {res}" for group, res in baseline.items()]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def tally(outcomes: list[Outcome], key: str) -> dict[str, tuple[int, int]]:
+    """(killed, total) per value of the outcomes' ``key`` ("file" or "group"), in first-seen order;
+    stale mutants (not run) are left out, a timeout or an error counts as killed."""
+    counts: dict[str, list[int]] = {}
+    for o in outcomes:
+        if o.status != "stale":
+            c = counts.setdefault(getattr(o, key), [0, 0])
+            c[0] += o.status != "survived"
+            c[1] += 1
+    return {k: (killed, total) for k, (killed, total) in counts.items()}
 
 
 def of_module(file: str, wanted: str) -> bool:
@@ -499,14 +505,9 @@ def main(argv: list[str] | None = None) -> int:
             outcomes = list(pool.map(work, chosen))  # in catalogue order
         ok &= all(o.status != "stale" for o in outcomes)
     wall = time.monotonic() - t_start
-    by_file: dict[str, list[Outcome]] = {}
-    for o in outcomes:
-        if o.status == "stale":
-            continue
-        by_file.setdefault(o.file, []).append(o)
     print(f"\nmutation score ({wall / 60:.1f} min):")
-    for file, group in by_file.items():
-        print(f"  {file:36s} {sum(o.status in ('killed', 'timeout', 'error') for o in group)}/{len(group)} killed")
+    for file, (killed, total) in tally(outcomes, "file").items():
+        print(f"  {file:36s} {killed}/{total} killed")
     survivors = [o for o in outcomes if o.status == "survived"]
     for o in survivors:
         print(f"  survived: {o.id} ({o.file}): {o.what}")
