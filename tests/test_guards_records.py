@@ -102,14 +102,17 @@ def test_a_failed_or_incomplete_record_is_rerun(tmp_path, cfg_for, no_work, reco
         run_mod.run_one(cfg_for(), tmp_path)
 
 
-def test_a_complete_record_is_skipped_unless_forced(tmp_path, cfg_for, no_work):
-    cfg = cfg_for()
+def write_complete_record(run_dir: Path, cfg) -> None:
+    """A complete record of ``cfg``'s run (METRICS, 3 epochs) in ``run_dir``."""
     from omegaconf import OmegaConf
 
-    write_record(
-        tmp_path,
-        {"status": "complete", "metrics": METRICS, "epochs": 3, "config": OmegaConf.to_container(cfg, resolve=True)},
-    )
+    config = OmegaConf.to_container(cfg, resolve=True)
+    write_record(run_dir, {"status": "complete", "metrics": METRICS, "epochs": 3, "config": config})
+
+
+def test_a_complete_record_is_skipped_unless_forced(tmp_path, cfg_for, no_work):
+    cfg = cfg_for()
+    write_complete_record(tmp_path, cfg)
     assert run_mod.run_one(cfg, tmp_path) is None  # skipped: the work never started
     assert json.loads((tmp_path / "result.json").read_text())["metrics"] == METRICS  # untouched
     with pytest.raises(Reran):
@@ -118,13 +121,7 @@ def test_a_complete_record_is_skipped_unless_forced(tmp_path, cfg_for, no_work):
 
 def test_a_forced_rerun_removes_the_old_record_before_it_trains(tmp_path, cfg_for, monkeypatch):
     """A forced re-run killed while it trains must not leave the old numbers standing as its record."""
-    cfg = cfg_for()
-    from omegaconf import OmegaConf
-
-    write_record(
-        tmp_path,
-        {"status": "complete", "metrics": METRICS, "epochs": 3, "config": OmegaConf.to_container(cfg, resolve=True)},
-    )
+    write_complete_record(tmp_path, cfg_for())
     seen = {}
 
     def train_vae(*args, **kwargs):  # the moment training starts: a kill -9 from here on
