@@ -120,6 +120,11 @@ def rules(schema: type) -> dict[str, Rule | None]:
     return {f.name: f.metadata["check"] for f in dataclasses.fields(schema)}
 
 
+def converters(schema: type) -> dict[str, Callable[[Any], Any] | None]:
+    """How each key's checked value becomes its field's type (None: used as it is)."""
+    return {f.name: f.metadata["convert"] for f in dataclasses.fields(schema)}
+
+
 def defaults(schema: type) -> dict[str, Any]:
     """A schema's defaults as plain values (a fresh copy)."""
     return dataclasses.asdict(schema())

@@ -50,7 +50,7 @@ from ..models import VAE, build_model
 from ..models.m2 import build_m2
 from ..models.vae import ACTIVATIONS
 from ..records import CHECKPOINT_FILE, RESULT_FILE, is_complete_record, is_locked, read_result
-from ..schema import TrainerConfig, migrate_config, run_subdir, typed
+from ..schema import TrainerConfig, converters, migrate_config, run_subdir, typed
 from ..training import TrainSettings, train
 from .base import RunContext, Task, TaskOutput, loop_fields
 from .harness import config_differences, run_one, without_keys
@@ -94,7 +94,8 @@ def m2_schedule(m2_trainer: Mapping[str, Any]) -> dict[str, Any]:
     missing = [key for key in M2_TRAINER if key not in m2_trainer]
     if missing:
         raise ConfigError(f"semisup.trainer.{missing[0]} is missing (the semisup.trainer config has no value)")
-    return {key: _M2_TYPES[key](m2_trainer[key]) for key in M2_TRAINER}
+    convert = converters(TrainerConfig)  # each key has the type of the run trainer's key of that name
+    return {key: convert[key](m2_trainer[key]) for key in M2_TRAINER}
 
 
 def m2_settings(values: Mapping[str, Any]) -> TrainSettings:
@@ -104,14 +105,6 @@ def m2_settings(values: Mapping[str, Any]) -> TrainSettings:
     return trainer_settings(trainer, **m2_schedule(values["semisup"]["trainer"]))
 
 
-_M2_TYPES = {
-    "lr": float,
-    "batch_size": int,
-    "max_epochs": int,
-    "patience": int,
-    "nan_retries": int,
-    "nan_lr_factor": float,
-}
 #: config keys of the M1+M2 run that are not M1's
 OWN_KEYS = ("semisup", "family", "task", "experiment_name")
 #: keys that may differ between a reused M1 run and the one this cell would train (n_seeds: the
